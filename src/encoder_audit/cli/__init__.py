@@ -1,0 +1,1 @@
+"""``encoder-audit`` command line: a thin layer over the Python API."""

@@ -1,0 +1,97 @@
+"""Options shared by every command, logging set-up and config resolution."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import load_yaml, parse_overrides
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the epilog's examples as written."""
+
+
+def add_common(parser: argparse.ArgumentParser, *, data: bool = True) -> None:
+    """Seed, run directory, logging and (optionally) data-root options."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="seed of the run (data order, init, augmentations)")
+    g.add_argument("--deterministic", action="store_true", help="ask torch for deterministic kernels (slower)")
+    g.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are created")
+    g.add_argument(
+        "--out", type=Path, default=None, help="exact run directory to write (default: runs-dir/<time>-<command>)"
+    )
+    g.add_argument("--config", type=Path, default=None, help="YAML file with option values (flags win)")
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
+    )
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    if data:
+        d = parser.add_argument_group("data")
+        d.add_argument(
+            "--data-root",
+            type=Path,
+            default=None,
+            help="folder holding datasets (default: $ENCODER_AUDIT_DATA, then the system/user data folders)",
+        )
+        d.add_argument("--download", action="store_true", help="allow downloading a missing dataset")
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = (
+        logging.WARNING
+        if getattr(args, "quiet", False)
+        else (logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("matplotlib", "PIL", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) or getattr(args, "quiet", False) else None
+
+
+def resolved_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--config`` file values overlaid by ``--set`` overrides (nested dictionary)."""
+    values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    for key, value in parse_overrides(getattr(args, "overrides", [])).items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return values
+
+
+def section(values: dict[str, Any], name: str) -> dict[str, Any]:
+    """A nested mapping of ``values`` (``{}`` if absent), checked to be a mapping."""
+    v = values.get(name, {})
+    if not isinstance(v, dict):
+        raise ValueError(f"config section {name!r} must be a mapping")
+    return dict(v)
+
+
+def pick(flag: Any, config_value: Any, default: Any) -> Any:
+    """Flag if given, else the config file's value, else the default."""
+    if flag is not None:
+        return flag
+    if config_value is not None:
+        return config_value
+    return default
+
+
+def emit(text: str) -> None:
+    """Write a result to stdout (the CLI's output channel)."""
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,24 @@
+"""Datasets by name and split manifests.
+
+>>> from encoder_audit.data import create_dataset
+>>> ds = create_dataset("synthetic", "train", n=8)
+>>> ds.images.shape, ds.info.num_classes
+(torch.Size([8, 1, 28, 28]), 10)
+"""
+
+from __future__ import annotations
+
+from . import digits, fashion_mnist, synthetic  # noqa: F401  (registers the datasets)
+from .base import DATASETS, DatasetInfo, ImageDataset, create_dataset, default_data_root, register_dataset
+from .splits import SplitManifest, make_splits
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "ImageDataset",
+    "SplitManifest",
+    "create_dataset",
+    "default_data_root",
+    "make_splits",
+    "register_dataset",
+]

@@ -1,0 +1,164 @@
+"""Safe checkpoints: safetensors weights plus a JSON sidecar; pickles are refused.
+
+An encoder checkpoint is two files side by side::
+
+    NAME.safetensors   the EncoderNet state dict (weights, batch-norm statistics, normalization)
+    NAME.json          architecture, input shape, normalization, embedding dim, training config,
+                       data-manifest hash, package versions and the sha256 of the weights file
+
+``load_encoder`` verifies the sha256 before reading a byte of weights. Nothing here ever unpickles:
+``.pt``/``.pth``/``.pkl`` files are refused with an explanation. Resumable *training state* (optimizer
+moments, RNG states) is the one thing saved with ``torch.save``; it is read back with
+``torch.load(weights_only=True)``, which only admits tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from ..errors import CheckpointError
+from ..io import atomic_write, atomic_write_json
+from .base import EncoderNet, create_encoder
+
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".tar"}
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "encoder.safetensors"
+    if p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    if p.suffix != ".safetensors":
+        p = p.with_name(p.name + ".safetensors")
+    return p, p.with_suffix(".json")
+
+
+def save_encoder(
+    path: str | Path,
+    encoder: EncoderNet,
+    *,
+    training: dict[str, Any] | None = None,
+    data_manifest: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``encoder`` as ``path`` (``.safetensors``) plus its ``.json`` sidecar, atomically.
+
+    Returns:
+        The path of the weights file.
+    """
+    weights, sidecar = _paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"format": "encoder-audit"}))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "kind": "encoder",
+        "architecture": encoder.arch,
+        "input_shape": list(encoder.input_shape),
+        "normalization": encoder.normalization(),
+        "embedding_dim": encoder.feature_dim,
+        "training": training or {},
+        "data_manifest_sha256": data_manifest,
+        "versions": {
+            "encoder_audit": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "weights_sha256": sha256_file(weights),
+        **(extra or {}),
+    }
+    atomic_write_json(sidecar, meta)
+    return weights
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The JSON sidecar of a checkpoint (no weights are read)."""
+    weights, sidecar = _paths(path)
+    _refuse_pickle(Path(path))
+    if not sidecar.is_file():
+        raise CheckpointError(f"checkpoint sidecar {sidecar} not found (expected next to {weights.name})")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint sidecar {sidecar} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or "architecture" not in meta or "input_shape" not in meta:
+        raise CheckpointError(f"{sidecar} is not an encoder-audit checkpoint sidecar")
+    return meta
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"refusing to load {path}: {path.suffix} files are Python pickles, which can run arbitrary code. "
+            "Convert trusted weights to safetensors (see docs/CHECKPOINTS.md)."
+        )
+
+
+def load_encoder_net(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[EncoderNet, dict[str, Any]]:
+    """Rebuild the :class:`EncoderNet` saved at ``path`` and return it with its sidecar.
+
+    Raises:
+        CheckpointError: missing files, a pickle, a sha256 mismatch, or weights that do not fit.
+    """
+    meta = read_sidecar(path)
+    weights, _ = _paths(path)
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint weights {weights} not found")
+    expected = meta.get("weights_sha256")
+    if expected and sha256_file(weights) != expected:
+        raise CheckpointError(f"{weights} does not match the sha256 in its sidecar: the file was changed")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights} is not a valid safetensors file: {exc}") from None
+    c, h, _w = meta["input_shape"]
+    norm = meta.get("normalization") or {}
+    enc = create_encoder(meta["architecture"], in_channels=c, image_size=h, mean=norm.get("mean"), std=norm.get("std"))
+    try:
+        enc.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{weights} does not fit architecture {meta['architecture']}: {first}") from None
+    enc.eval()
+    return enc.to(device), meta
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Save resumable training state (tensors, numbers, strings, containers) atomically."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Load training state with ``weights_only=True``: tensors and plain containers only.
+
+    Raises:
+        CheckpointError: the file holds anything else (e.g. a crafted pickle).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"training state {path} not found") from None
+    except Exception as exc:  # torch raises UnpicklingError or RuntimeError with the blocked global
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"refusing to load {path}: not plain training state ({first})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a training state dictionary")
+    return state

@@ -1,0 +1,7 @@
+"""Defenses: output perturbations a provider applies to served embeddings, and more."""
+
+from __future__ import annotations
+
+from .output import DEFENSES, DefendedEncoder, OutputDefense, create_defense, parse_defense_spec, register_defense
+
+__all__ = ["DEFENSES", "DefendedEncoder", "OutputDefense", "create_defense", "parse_defense_spec", "register_defense"]

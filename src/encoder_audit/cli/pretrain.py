@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import build_config, config_to_dict
+from ..config import build_config, config_to_dict, load_yaml
 from ..data import create_dataset
 from ..models import ENCODERS
 from ..runs import RunDir, seed_everything
@@ -56,8 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    values = resolved_options(args)
-    preset = PRESETS[values.get("preset", args.preset)]
+    if args.resume:
+        # A resumed run uses exactly the configuration it started with.
+        run_dir = RunDir.open(args.resume)
+        if not run_dir.file("config.yaml").is_file():
+            raise ValueError(f"{args.resume} has no config.yaml: not a pretrain run directory")
+        values = load_yaml(run_dir.file("config.yaml"))
+        for flag in ("dataset", "encoder", "method", "max_images", "epochs", "batch_size", "lr"):
+            setattr(args, flag, None)
+        args.seed = int(values.get("train", {}).get("seed", args.seed))
+    else:
+        values = resolved_options(args)
+    preset = PRESETS[values.get("preset") or args.preset]
     dataset_name = pick(args.dataset, values.get("dataset"), preset.dataset)
     encoder_name = pick(args.encoder, values.get("encoder"), preset.encoder)
     method = pick(args.method, values.get("method"), "simclr")
@@ -70,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     method_opts = section(values, "method_options")
     method_config(method, method_opts)  # validate before creating anything
 
-    if args.resume:
-        run_dir = RunDir.open(args.resume)
-    else:
+    if not args.resume:
         run_dir = RunDir.create("pretrain", args.runs_dir, out=args.out)
     seed_everything(args.seed, deterministic=args.deterministic)
     full = create_dataset(dataset_name, "train", root=args.data_root, download=args.download)
@@ -82,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         ds = full.subset(perm.sort().values)
     config = {
         "command": "pretrain",
-        "preset": args.preset,
+        "preset": values.get("preset") or args.preset,
         "dataset": dataset_name,
         "encoder": encoder_name,
         "method": method,

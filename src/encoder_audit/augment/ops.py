@@ -24,6 +24,40 @@ def _bernoulli(n: int, p: float, g: torch.Generator | None, device: torch.device
     return (torch.rand(n, generator=g) < p).to(device)
 
 
+def _crop_fractions(
+    n: int,
+    aspect: float,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None,
+    tries: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Width and height of random crops as fractions of the image side, as torchvision samples them.
+
+    ``RandomResizedCrop.get_params`` draws an area fraction ``s ~ U(scale)`` and an aspect ratio
+    ``r ~ logU(ratio)`` up to 10 times and keeps the first box that fits inside the image; if none
+    fits it falls back to the whole image (clamped to ``ratio``). Here the 10 tries are drawn at once
+    for every sample. ``aspect`` is the image's width / height.
+    """
+    s = torch.rand(n, tries, generator=generator) * (scale[1] - scale[0]) + scale[0]
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    r = torch.exp(torch.rand(n, tries, generator=generator) * (log_hi - log_lo) + log_lo)
+    w = torch.sqrt(s * r / aspect)
+    h = torch.sqrt(s * aspect / r)
+    fits = (w <= 1.0) & (h <= 1.0)
+    first = fits.to(torch.int64).argmax(dim=1, keepdim=True)  # index of the first box that fits
+    any_fit = fits.any(dim=1)
+    if aspect < ratio[0]:
+        fallback = (1.0, aspect / ratio[0])
+    elif aspect > ratio[1]:
+        fallback = (ratio[1] / aspect, 1.0)
+    else:
+        fallback = (1.0, 1.0)
+    w = torch.where(any_fit, w.gather(1, first).squeeze(1), torch.tensor(fallback[0]))
+    h = torch.where(any_fit, h.gather(1, first).squeeze(1), torch.tensor(fallback[1]))
+    return w, h
+
+
 def resized_crop_flip(
     x: torch.Tensor,
     size: int,
@@ -36,18 +70,16 @@ def resized_crop_flip(
     """Random resized crop + horizontal flip in one bilinear resample per sample.
 
     The crop covers a fraction ``s ~ U(scale)`` of the image area with aspect ratio
-    ``r ~ logU(ratio)``, clipped to the image, at a uniformly random position (as torchvision's
-    ``RandomResizedCrop``, without its rejection loop). A flip negates the horizontal axis.
+    ``r ~ logU(ratio)`` at a uniformly random position, sampled as torchvision's
+    ``RandomResizedCrop`` does (up to 10 tries for a box that fits, else the whole image), so
+    ``scale=(1, 1)`` keeps the whole image. A flip negates the horizontal axis.
 
     Shape:
         x: (N, C, H, W) -> (N, C, size, size)
     """
     n, device = x.shape[0], x.device
-    s = _uniform(n, scale[0], scale[1], generator, device)
-    log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, device)
-    r = torch.exp(log_r)
-    w = torch.sqrt(s * r).clamp(max=1.0)
-    h = torch.sqrt(s / r).clamp(max=1.0)
+    w, h = _crop_fractions(n, x.shape[-1] / x.shape[-2], scale, ratio, generator)
+    w, h = w.to(device), h.to(device)
     cx = (_uniform(n, -1.0, 1.0, generator, device)) * (1 - w)
     cy = (_uniform(n, -1.0, 1.0, generator, device)) * (1 - h)
     flip = _bernoulli(n, flip_p, generator, device)

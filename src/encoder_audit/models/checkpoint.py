@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError
 from ..io import atomic_write, atomic_write_json
 from .base import EncoderNet, create_encoder
 
@@ -119,19 +119,29 @@ def load_encoder_net(path: str | Path, *, device: str | torch.device = "cpu") ->
         CheckpointError: missing files, a pickle, a sha256 mismatch, or weights that do not fit.
     """
     meta = read_sidecar(path)
-    weights, _ = _paths(path)
+    weights, sidecar = _paths(path)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint weights {weights} not found")
     expected = meta.get("weights_sha256")
-    if expected and sha256_file(weights) != expected:
+    if not expected:
+        raise CheckpointError(f"checkpoint sidecar {sidecar} has no weights_sha256: cannot verify {weights.name}")
+    if sha256_file(weights) != expected:
         raise CheckpointError(f"{weights} does not match the sha256 in its sidecar: the file was changed")
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a valid safetensors file: {exc}") from None
-    c, h, _w = meta["input_shape"]
+    shape = meta["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape)):
+        raise CheckpointError(f"{sidecar}: input_shape must be [C, H, W], got {shape!r}")
+    c, h, _w = shape
     norm = meta.get("normalization") or {}
-    enc = create_encoder(meta["architecture"], in_channels=c, image_size=h, mean=norm.get("mean"), std=norm.get("std"))
+    try:
+        enc = create_encoder(
+            meta["architecture"], in_channels=c, image_size=h, mean=norm.get("mean"), std=norm.get("std")
+        )
+    except (UserError, ValueError) as exc:  # unknown architecture, unsupported shape or normalization
+        raise CheckpointError(f"{sidecar} describes an encoder that cannot be built: {exc}") from None
     try:
         enc.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -34,6 +34,9 @@ class EncoderNet(nn.Module):
         input: (N, C, H, W) float in [0, 1]; output: (N, D).
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         backbone: nn.Module,

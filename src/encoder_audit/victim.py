@@ -42,18 +42,28 @@ class Encoder(Protocol):
     def embed(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-def adapt_images(images: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.Tensor:
-    """Resize and convert channels of a [0, 1] batch to ``input_shape``.
-
-    Raises:
-        ValueError: not a 4-d float batch, or values outside [0, 1] / not finite.
-    """
+def _check_batch(images: torch.Tensor) -> None:
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"images must be float in [0, 1], got {images.dtype}")
+
+
+def adapt_images(images: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Resize and convert channels of a [0, 1] batch to ``input_shape``.
+
+    Values outside [0, 1] are clipped to it.
+
+    Raises:
+        ValueError: not a 4-d float batch, or values that are not finite.
+    """
+    _check_batch(images)
     c, h, w = input_shape
     x = images
+    if not torch.isfinite(x).all():
+        raise ValueError("images must be finite (got NaN or infinity)")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        x = x.clamp(0, 1)
     if x.shape[1] != c:
         if x.shape[1] == 1 and c == 3:
             x = x.expand(-1, 3, -1, -1)
@@ -95,10 +105,20 @@ class LocalEncoder:
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for start in range(0, images.shape[0], self.batch_size):
-            x = adapt_images(images[start : start + self.batch_size], self.input_shape)
-            outs.append(self.net(x.to(self.device)).float().cpu())
+        """Embed a [0, 1] batch in eval mode (batch norm uses its running statistics, which stay
+        untouched), restoring the network's previous train/eval mode afterwards."""
+        _check_batch(images)
+        was_training = self.net.training
+        if was_training:
+            self.net.eval()
+        try:
+            outs = []
+            for start in range(0, images.shape[0], self.batch_size):
+                x = adapt_images(images[start : start + self.batch_size], self.input_shape)
+                outs.append(self.net(x.to(self.device)).float().cpu())
+        finally:
+            if was_training:
+                self.net.train()
         if not outs:
             return torch.empty(0, self.embedding_dim)
         return torch.cat(outs)

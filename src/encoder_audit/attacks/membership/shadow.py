@@ -1,0 +1,190 @@
+"""Shadow encoders: the inferrer's stand-in for the target, with members and non-members it knows.
+
+EncoderMI (Liu et al., CCS 2021, Sec. "Training a shadow encoder"): the inferrer splits a shadow
+dataset into shadow members and shadow non-members, pre-trains a shadow encoder on the members with
+an assumed architecture and contrastive algorithm, and uses the shadow encoder's membership features
+of both parts as the inference classifier's training set. The paper varies three kinds of background
+knowledge, each known or not, giving 8 settings: the pre-training data distribution (unknown: shadow
+data from another dataset), the encoder architecture (unknown: the inferrer picks ResNet-18 or VGG-11)
+and the training algorithm (unknown: MoCo v1 or SimCLR). "20,000 images from same or different
+dataset" are its shadow data; ours are smaller to fit a shared CPU.
+
+Besides the two parts the shadow keeps a labelled ``reference`` part the shadow encoder never saw; the
+downstream-classifier baseline trains its linear head on it, and the embedding-norm baseline uses it
+as known non-members.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ...data.base import ImageDataset
+from ...data.splits import make_splits
+from ...runs import derive_seed
+from ...victim import LocalEncoder
+from .features import FeatureConfig, VictimProbe
+from .targets import TargetRecipe, train_encoder
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ALTERNATIVES", "KNOWLEDGE_SETTINGS", "Knowledge", "Shadow", "ShadowConfig", "shadow_recipe", "train_shadow"]
+
+# What an inferrer who does not know the architecture / algorithm picks instead (the paper's pairs:
+# ResNet-18 <-> VGG-11, MoCo <-> SimCLR; cnn-small's CPU-sized alternative is vgg11).
+ALTERNATIVES: dict[str, dict[str, str]] = {
+    "arch": {"resnet18": "vgg11", "vgg11": "resnet18", "cnn-small": "vgg11"},
+    "method": {"moco": "simclr", "simclr": "moco"},
+}
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Which of EncoderMI's three kinds of background knowledge the inferrer has."""
+
+    data: bool = True
+    arch: bool = True
+    algorithm: bool = True
+
+    @property
+    def label(self) -> str:
+        parts = (("data", self.data), ("arch", self.arch), ("algo", self.algorithm))
+        return "/".join(f"{k}{'+' if v else '-'}" for k, v in parts)
+
+
+KNOWLEDGE_SETTINGS: tuple[Knowledge, ...] = tuple(
+    Knowledge(d, a, t) for d in (False, True) for a in (False, True) for t in (False, True)
+)
+
+
+def shadow_recipe(target: TargetRecipe, knowledge: Knowledge = Knowledge()) -> TargetRecipe:
+    """The shadow's recipe: the target's, with the unknown architecture / algorithm swapped.
+
+    The data axis is decided by which shadow data the caller passes (same dataset or another one).
+    """
+    arch = target.arch if knowledge.arch else ALTERNATIVES["arch"].get(target.arch, "vgg11")
+    method = target.method if knowledge.algorithm else ALTERNATIVES["method"][target.method]
+    temperature = target.temperature if knowledge.algorithm else None
+    return replace(target, arch=arch, method=method, temperature=temperature)
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """How the shadow is built.
+
+    Attributes:
+        recipe: training recipe of the shadow encoder (``recipe.members`` shadow members).
+        nonmembers: shadow non-members (the paper splits its shadow data in two equal halves).
+        reference: labelled images neither part contains (for the baselines' heads and norms).
+    """
+
+    recipe: TargetRecipe = field(default_factory=TargetRecipe)
+    nonmembers: int | None = None
+    reference: int = 500
+
+    def __post_init__(self) -> None:
+        if self.nonmembers is not None and self.nonmembers < 1:
+            raise ValueError("nonmembers must be >= 1")
+        if self.reference < 0:
+            raise ValueError("reference must be >= 0")
+
+    @property
+    def n_nonmembers(self) -> int:
+        return self.recipe.members if self.nonmembers is None else self.nonmembers
+
+
+class Shadow:
+    """A shadow encoder with its known members, non-members and reference images.
+
+    Membership features of the shadow are computed once per feature config and shared by every
+    attack fitted on it (:meth:`probes`).
+    """
+
+    def __init__(
+        self,
+        encoder: LocalEncoder,
+        members: ImageDataset,
+        nonmembers: ImageDataset,
+        reference: ImageDataset | None = None,
+        *,
+        recipe: TargetRecipe | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.members = members
+        self.nonmembers = nonmembers
+        self.reference = reference
+        self.recipe = recipe
+        self.seed = seed
+        self._probes: dict[tuple[str, int], tuple[VictimProbe, VictimProbe]] = {}
+        self._ref_probe: dict[str, VictimProbe] = {}
+
+    def probes(self, features: FeatureConfig) -> tuple[VictimProbe, VictimProbe]:
+        """(member probe, non-member probe) of the shadow encoder for the view recipe of ``features``."""
+        key = (features.views, features.batch_size)
+        if key not in self._probes:
+            self._probes[key] = (
+                VictimProbe(self.encoder, self.members, features, seed=derive_seed(self.seed, "shadow-in")),
+                VictimProbe(self.encoder, self.nonmembers, features, seed=derive_seed(self.seed, "shadow-out")),
+            )
+        return self._probes[key]
+
+    def reference_probe(self, encoder: Any, features: FeatureConfig, tag: str) -> VictimProbe:
+        """A probe of ``encoder`` (the shadow's or the victim's) on the reference images, cached by ``tag``."""
+        if self.reference is None or len(self.reference) == 0:
+            raise ValueError("this shadow has no reference images (ShadowConfig.reference = 0)")
+        if tag not in self._ref_probe:
+            self._ref_probe[tag] = VictimProbe(encoder, self.reference, features, seed=derive_seed(self.seed, tag))
+        return self._ref_probe[tag]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "members": len(self.members),
+            "nonmembers": len(self.nonmembers),
+            "reference": 0 if self.reference is None else len(self.reference),
+            "dataset": self.members.name,
+            "recipe": None if self.recipe is None else dict(self.recipe.__dict__),
+        }
+
+
+def train_shadow(
+    shadow_data: ImageDataset,
+    config: ShadowConfig | None = None,
+    *,
+    seed: int = 0,
+    snapshots: tuple[int, ...] = (),
+    progress: bool | None = False,
+) -> tuple[Shadow, dict[int, Shadow]]:
+    """Split ``shadow_data`` i.i.d. into members / non-members / reference and train the shadow encoder.
+
+    Args:
+        shadow_data: the inferrer's own images (disjoint from the target's members and non-members).
+        config: sizes and recipe.
+        seed: seed of the split and of training.
+        snapshots: epochs at which extra shadows are kept (for the early-stopping sweep).
+
+    Returns:
+        ``(shadow, {epoch: shadow at that epoch})``.
+
+    Raises:
+        ValueError: the shadow data is too small for the requested parts.
+    """
+    c = config or ShadowConfig()
+    sizes = {"members": c.recipe.members, "nonmembers": c.n_nonmembers, "reference": c.reference}
+    need = sum(sizes.values())
+    if need > len(shadow_data):
+        raise ValueError(
+            f"shadow data has {len(shadow_data)} images but the shadow needs {need} "
+            f"({sizes['members']} members + {sizes['nonmembers']} non-members + {sizes['reference']} reference)"
+        )
+    manifest = make_splits(shadow_data, sizes, seed=derive_seed(seed, "shadow-split"))
+    parts = {k: shadow_data.subset(list(v)) for k, v in manifest.parts.items()}
+    log.info("training shadow %s/%s on %d images", c.recipe.arch, c.recipe.method, len(parts["members"]))
+    net, snaps = train_encoder(parts["members"], c.recipe, seed=derive_seed(seed, "shadow-train"), snapshots=snapshots)
+    ref = parts["reference"] if c.reference else None
+
+    def make(n: Any) -> Shadow:
+        return Shadow(LocalEncoder(n), parts["members"], parts["nonmembers"], ref, recipe=c.recipe, seed=seed)
+
+    return make(net), {e: make(n) for e, n in snaps.items()}

@@ -43,6 +43,17 @@ class DifferentiableSurrogate(nn.Module):
         return self.net(adapt_images(x, self.input_shape)).float()  # type: ignore[arg-type]
 
 
+class _ImageTower(nn.Module):
+    """``encode_image`` (or the raw tower) of a CLIP-style dual encoder as a module."""
+
+    def __init__(self, model: nn.Module, projected: bool) -> None:
+        super().__init__()
+        self.model, self.projected = model, projected
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(x) if self.projected else self.model.visual(x)  # type: ignore[operator]
+
+
 def differentiable_surrogate(encoder: Encoder | nn.Module) -> DifferentiableSurrogate:
     """Unwrap ``encoder`` to a differentiable, frozen module.
 
@@ -55,6 +66,10 @@ def differentiable_surrogate(encoder: Encoder | nn.Module) -> DifferentiableSurr
             return seen
         if isinstance(seen, nn.Module) and hasattr(seen, "input_shape"):
             return DifferentiableSurrogate(seen, tuple(seen.input_shape))  # type: ignore[arg-type]
+        model = getattr(seen, "model", None)
+        if isinstance(model, nn.Module) and hasattr(model, "encode_image"):  # CLIP image tower (UC-CLIP)
+            tower = _ImageTower(model, bool(getattr(seen, "projected", True)))
+            return DifferentiableSurrogate(tower, tuple(seen.input_shape))  # type: ignore[attr-defined]
         if hasattr(seen, "net") and isinstance(seen.net, nn.Module):  # LocalEncoder
             return DifferentiableSurrogate(seen.net, tuple(seen.input_shape))  # type: ignore[attr-defined]
         inner = getattr(seen, "encoder", None)  # QueryCounter, DefendedEncoder

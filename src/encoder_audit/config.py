@@ -24,20 +24,34 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """Parse ``["a=1", "b.c=x"]`` into a nested dictionary with YAML-typed values.
 
     Raises:
-        ValueError: if an item has no ``=``.
+        ValueError: an item with no ``=``, an empty key part, a value that is not valid YAML, or a key
+            that is both a value and a section (``a=1`` and ``a.b=2``).
     """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
+        parts = [p.strip() for p in key.strip().split(".")]
+        if not sep or not all(parts):
             raise ValueError(f"--set expects key=value, got {pair!r}")
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _safe_yaml(raw, f"--set {pair!r}") if raw.strip() else ""
         node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {pair!r}: {'.'.join(parts[: i + 1])} is already set to a value")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"--set {pair!r}: {key.strip()} already holds options")
         node[parts[-1]] = value
     return out
+
+
+def _safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with its errors (syntax, python tags) turned into one-line ``ValueError``s."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = " ".join(str(exc).split())
+        raise ValueError(f"{where} is not valid YAML: {first}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -45,7 +59,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"config file not found: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
+    data = _safe_yaml(p.read_text(), f"config file {p}") or {}
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping, got {type(data).__name__}")
     return data
@@ -110,6 +124,10 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ValueError(f"{name} must be a number, got {value!r}") from None
     if annotation is str:
         return str(value)
+    if annotation is Path:  # config_to_dict writes paths as strings
+        if not isinstance(value, (str, Path)):
+            raise ValueError(f"{name} must be a path, got {value!r}")
+        return Path(value)
     return value
 
 

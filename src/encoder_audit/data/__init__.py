@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from . import digits, fashion_mnist, synthetic  # noqa: F401  (registers the datasets)
+from . import cifar, digits, fashion_mnist, imagefolder, stl10, svhn, synthetic  # noqa: F401  (registers the datasets)
 from .base import DATASETS, DatasetInfo, ImageDataset, create_dataset, default_data_root, register_dataset
 from .splits import SplitManifest, make_splits
 

@@ -59,6 +59,11 @@ class ImageDataset:
     Shape:
         images: (N, C, H, W), dtype uint8.
         labels: (N,), dtype int64, or None.
+
+    Attributes:
+        indices: row numbers in the source split (kept through :meth:`subset`).
+        paths: for datasets read from image files, each row's file path relative to the dataset
+            folder (kept through :meth:`subset`), so that outputs can be written at the same places.
     """
 
     images: torch.Tensor
@@ -66,6 +71,7 @@ class ImageDataset:
     info: DatasetInfo
     split: str = "train"
     indices: np.ndarray | None = field(default=None, repr=False)
+    paths: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -74,6 +80,8 @@ class ImageDataset:
             raise ValueError("labels and images differ in length")
         if self.indices is None:
             self.indices = np.arange(len(self.images), dtype=np.int64)
+        if self.paths is not None and len(self.paths) != len(self.images):
+            raise ValueError("paths and images differ in length")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -97,6 +105,7 @@ class ImageDataset:
             info=self.info,
             split=split or self.split,
             indices=self.indices[idx.numpy()],
+            paths=None if self.paths is None else [self.paths[int(i)] for i in idx],
         )
 
     def batches(
@@ -127,7 +136,9 @@ class ImageDataset:
         return h.hexdigest()
 
     def with_info(self, **changes: object) -> ImageDataset:
-        return ImageDataset(self.images, self.labels, replace(self.info, **changes), self.split, self.indices)
+        return ImageDataset(
+            self.images, self.labels, replace(self.info, **changes), self.split, self.indices, self.paths
+        )
 
 
 DATASETS: Registry[ImageDataset] = Registry("dataset")
@@ -171,12 +182,29 @@ def create_dataset(
     return factory(split=split, root=Path(root).expanduser() if root else None, download=download, **kwargs)
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1] units of a uint8 (N, C, H, W) tensor (sampled if large)."""
-    x = images
-    if len(x) > 10_000:
-        x = x[torch.linspace(0, len(x) - 1, 10_000).long()]
-    x = x.float().div(255.0)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+def channel_stats(
+    images: torch.Tensor | np.ndarray, *, max_images: int = 10_000, chunk: int = 1024
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] units of uint8 (N, C, H, W) images.
+
+    At most ``max_images`` evenly spaced images are used, read ``chunk`` at a time with float64
+    accumulators, so a memory-mapped array is never copied whole.
+    """
+    n = int(images.shape[0])
+    if n == 0:
+        raise ValueError("cannot compute channel statistics of an empty dataset")
+    rows = np.linspace(0, n - 1, max_images).round().astype(np.int64) if n > max_images else np.arange(n)
+    total = np.zeros(images.shape[1])
+    total_sq = np.zeros(images.shape[1])
+    count = 0
+    for start in range(0, len(rows), chunk):
+        sel = rows[start : start + chunk]
+        block = images[torch.as_tensor(sel)] if isinstance(images, torch.Tensor) else images[sel]
+        x = np.asarray(block, dtype=np.float64) / 255.0
+        total += x.sum(axis=(0, 2, 3))
+        total_sq += np.square(x).sum(axis=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    var = np.maximum(total_sq / count - mean**2, 0.0) * count / max(count - 1, 1)
+    std = np.maximum(np.sqrt(var), 1e-3)
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)

@@ -56,7 +56,8 @@ def test_coercion_from_strings() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("true", True), ("False", False), ("yes", True), ("no", False), ("1", True), ("0", False)]
+    ("text", "expected"),
+    [("true", True), ("False", False), ("yes", True), ("no", False), ("1", True), ("0", False), (1, True), (0, False)],
 )
 def test_bool_strings(text: str, expected: bool) -> None:
     assert build_config(Demo, {"flag": text}).flag is expected
@@ -74,6 +75,7 @@ def test_bool_strings(text: str, expected: bool) -> None:
         ({"eps": "1/0"}, "eps must be a number"),
         ({"eps": True}, "eps must be a number"),
         ({"flag": "maybe"}, "flag must be true or false"),
+        ({"flag": 2}, "flag must be true or false"),
         ({"scale": [1, 2, 3]}, "scale needs 2 values, got 3"),
         ({"mode": "c"}, r"mode must be one of \['a', 'b'\]"),
         ({"limit": "lots"}, "limit"),

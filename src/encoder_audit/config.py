@@ -99,6 +99,8 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, int) and value in (0, 1):  # YAML reads "--set flag=1" as the integer 1
+            return bool(value)
         if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
             return value.lower() in {"true", "yes", "1"}
         raise ValueError(f"{name} must be true or false, got {value!r}")

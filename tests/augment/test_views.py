@@ -95,6 +95,13 @@ def test_unknown_recipe_lists_choices() -> None:
         create_views("simclr-v9")
 
 
+def test_overrides_are_coerced_and_checked() -> None:
+    views = create_views("simclr", crop_scale=[0.2, "1"], blur_p="0.5")  # as they come from YAML / --set
+    assert views.config.crop_scale == (0.2, 1.0) and views.config.blur_p == 0.5
+    with pytest.raises(ValueError, match="unknown option"):
+        create_views("simclr", crop_sclae=(0.2, 1.0))
+
+
 def test_overrides_apply() -> None:
     views = create_views("simclr", size=20, flip_p=0.0, gray_p=1.0)
     assert views.config.flip_p == 0.0 and views.config.gray_p == 1.0 and views.size == 20

@@ -80,6 +80,13 @@ def test_round_trip_gives_identical_embeddings_and_sidecar(tmp_path: Path, net) 
         torch.testing.assert_close(victim.embed(x), net(x))
 
 
+def test_extra_fields_cannot_replace_checkpoint_facts(tmp_path: Path, net) -> None:  # type: ignore[no-untyped-def]
+    for key in ("architecture", "weights_sha256", "input_shape"):
+        with pytest.raises(ValueError, match=key):
+            save_encoder(tmp_path / "enc", net, extra={key: "forged"})
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
 def test_directory_path_loads_encoder_safetensors(tmp_path: Path, net) -> None:  # type: ignore[no-untyped-def]
     save_encoder(tmp_path / "encoder.safetensors", net)
     loaded, _ = load_encoder_net(tmp_path)

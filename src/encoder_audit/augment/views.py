@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..config import override
 from ..registry import Registry
 from . import ops
 
@@ -148,6 +149,6 @@ def create_views(name: str, size: int | None = None, **overrides: object) -> Vie
     torch.Size([4, 1, 28, 28])
     """
     config = VIEWS.create(name)
-    if overrides:
-        config = replace(config, **overrides)  # type: ignore[arg-type]
+    if overrides:  # coerced to the fields' types (lists -> tuples, "0.5" -> 0.5); unknown keys -> ValueError
+        config = override(config, overrides)
     return ViewGenerator(config, size=size)

@@ -67,7 +67,7 @@ class GaussianNoise:
             scale = embeddings.norm(dim=1).mean() / embeddings.shape[1] ** 0.5
             sigma = sigma * float(scale)
         noise = torch.randn(embeddings.shape, generator=self.generator) * sigma
-        return embeddings + noise.to(embeddings.dtype)
+        return embeddings + noise.to(device=embeddings.device, dtype=embeddings.dtype)
 
 
 @register_defense("noise", config=NoiseConfig, help="additive Gaussian noise (sigma, relative to embedding scale)")

@@ -31,6 +31,18 @@ from .base import EncoderNet, create_encoder
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".tar"}
+_CORE_KEYS = {
+    "format_version",
+    "kind",
+    "architecture",
+    "input_shape",
+    "normalization",
+    "embedding_dim",
+    "training",
+    "data_manifest_sha256",
+    "versions",
+    "weights_sha256",
+}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -66,6 +78,9 @@ def save_encoder(
         The path of the weights file.
     """
     weights, sidecar = _paths(path)
+    clash = sorted(set(extra or {}) & _CORE_KEYS)
+    if clash:
+        raise ValueError(f"extra sidecar fields may not replace {', '.join(clash)}")
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"format": "encoder-audit"}))
     meta = {

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from service_helpers import npy_bytes, png_bytes
+from service_helpers import CORPUS, npy_bytes, png_bytes
 
 from encoder_audit.service.errors import ApiError
 from encoder_audit.service.wire import Limits, decode_body, encode_npy, parse_npy, wants_npy
 
-LIM = Limits(max_batch=8, max_pixels=64 * 64)
+LIM = Limits(max_batch=8, max_pixels=64 * 64)  # the limits CORPUS assumes
 NPY = "application/x-npy"
 
 
@@ -45,42 +45,6 @@ def test_response_npy_roundtrip_and_accept():
     e = torch.randn(4, 3)
     assert np.array_equal(parse_npy(encode_npy(e)), e.numpy())
     assert wants_npy("application/json, application/x-npy;q=0.9") and not wants_npy("*/*") and not wants_npy(None)
-
-
-_noise_png = png_bytes(np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8))
-
-CORPUS = {
-    "empty body npy": (NPY, b"", 400, "bad_npy"),
-    "not npy": (NPY, b"hello world" * 10, 400, "bad_npy"),
-    "pickled object array": (NPY, npy_bytes(np.array([1, 2], dtype=np.int64)), 422, "bad_dtype"),
-    "float64": (NPY, npy_bytes(np.zeros((1, 1, 4, 4))), 422, "bad_dtype"),
-    "big-endian float": (NPY, npy_bytes(np.zeros((1, 1, 4, 4), dtype=">f4")), 422, "bad_dtype"),
-    "int16": (NPY, npy_bytes(np.zeros((1, 1, 4, 4), dtype=np.int16)), 422, "bad_dtype"),
-    "3-d array": (NPY, npy_bytes(np.zeros((1, 4, 4), dtype=np.uint8)), 422, "bad_shape"),
-    "4 channels": (NPY, npy_bytes(np.zeros((1, 4, 4, 4), dtype=np.uint8)), 422, "bad_channels"),
-    "2 channels": (NPY, npy_bytes(np.zeros((1, 2, 4, 4), dtype=np.uint8)), 422, "bad_channels"),
-    "zero width": (NPY, npy_bytes(np.zeros((1, 1, 4, 0), dtype=np.uint8)), 422, "bad_shape"),
-    "NaN": (NPY, npy_bytes(np.full((1, 1, 4, 4), np.nan, dtype=np.float32)), 422, "not_finite"),
-    "inf": (NPY, npy_bytes(np.full((1, 1, 4, 4), np.inf, dtype=np.float32)), 422, "not_finite"),
-    "out of range": (NPY, npy_bytes(np.full((1, 1, 4, 4), 2.0, dtype=np.float32)), 422, "out_of_range"),
-    "empty batch": (NPY, npy_bytes(np.zeros((0, 1, 4, 4), dtype=np.uint8)), 422, "empty_batch"),
-    "batch too large": (NPY, npy_bytes(np.zeros((9, 1, 4, 4), dtype=np.uint8)), 413, "batch_too_large"),
-    "too many pixels": (NPY, npy_bytes(np.zeros((1, 1, 65, 64), dtype=np.uint8)), 413, "image_too_large"),
-    "truncated npy": (NPY, npy_bytes(np.zeros((2, 1, 8, 8), dtype=np.uint8))[:-10], 400, "truncated"),
-    "extra bytes": (NPY, npy_bytes(np.zeros((2, 1, 8, 8), dtype=np.uint8)) + b"xx", 400, "truncated"),
-    "truncated png": ("image/png", _noise_png[: len(_noise_png) // 2], 400, "bad_png"),
-    "png cut in header": ("image/png", _noise_png[:20], 400, "bad_png"),
-    "jpeg-ish bytes": ("image/png", b"\xff\xd8\xff\xe0" + b"0" * 100, 400, "not_png"),
-    "rgba png": ("image/png", png_bytes(np.zeros((8, 8, 4), np.uint8)), 422, "bad_channels"),
-    "huge png": ("image/png", png_bytes(np.zeros((100, 100), np.uint8)), 413, "image_too_large"),
-    "bad json": ("application/json", b'{"images": [', 400, "bad_json"),
-    "json not object": ("application/json", b"[1, 2]", 422, "bad_json"),
-    "json wrong type": ("application/json", b'{"images": [1]}', 422, "bad_json"),
-    "json bad base64": ("application/json", b'{"images": ["!!!"]}', 400, "bad_base64"),
-    "json empty": ("application/json", b'{"images": []}', 422, "empty_batch"),
-    "unknown type": ("text/plain", b"hi", 415, "unsupported_media_type"),
-    "no type": ("", b"hi", 415, "unsupported_media_type"),
-}
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))

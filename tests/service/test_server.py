@@ -1,0 +1,211 @@
+"""Against a REAL uvicorn server on 127.0.0.1 and a free port (``serve_in_background``), plus one
+``encoder-audit serve`` subprocess killed with SIGKILL and restarted."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from service_helpers import CORPUS, NPY, LinearEncoder, npy_bytes
+
+from encoder_audit.errors import BudgetExhausted
+from encoder_audit.service.client import RemoteEncoder, RemoteError
+from encoder_audit.service.config import ServiceConfig
+from encoder_audit.service.testing import serve_in_background
+from encoder_audit.victim import QueryCounter
+
+CORPUS_LIMITS = ServiceConfig(max_batch=8, max_pixels=64 * 64, max_body_bytes=256 * 1024)
+
+
+def test_16_concurrent_clients_get_exactly_the_budget():
+    budget = 300
+    received: list[int] = []
+    clients: list[RemoteEncoder] = []
+    lock = threading.Lock()
+    with serve_in_background(LinearEncoder(), budget=budget) as (url, key):
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            remote = RemoteEncoder(url, key, batch_size=64, wire_dtype="uint8")
+            with lock:
+                clients.append(remote)
+            while True:
+                n = rng.randint(1, 12)
+                if remote.remaining is not None:
+                    n = min(n, remote.remaining)
+                if n == 0:
+                    return
+                try:
+                    out = remote.embed(torch.rand(n, 1, 8, 8))
+                except BudgetExhausted as exc:
+                    assert exc.used <= budget and exc.budget == budget
+                    continue
+                assert out.shape == (n, 16)
+                with lock:
+                    received.append(n)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert len(clients) == 16
+        assert sum(received) == budget
+        assert sum(c.images for c in clients) == budget
+        usage = clients[0].server_usage()
+        assert (usage["used"], usage["remaining"], usage["calls"]) == (budget, 0, len(received))
+        assert f"encoder_audit_images_total {budget}" in httpx.get(url + "/metrics").text
+
+
+def test_restart_keeps_counts(tmp_path):
+    key = "ea_restart_test_key"
+    keys = {"alice": {"key": key, "budget": 50}}
+    ledger = tmp_path / "ledger.sqlite"
+    x = torch.rand(30, 1, 8, 8)
+    with serve_in_background(LinearEncoder(), keys=keys, ledger=ledger) as (url, k):
+        assert k == key
+        remote = RemoteEncoder(url, key, batch_size=8)
+        remote.embed(x)
+        assert remote.usage() == {"query_images": 30, "api_calls": 1, "budget": 50}
+    with serve_in_background(LinearEncoder(), keys=keys, ledger=ledger) as (url2, _):
+        remote = RemoteEncoder(url2, key, batch_size=8)
+        assert remote.remaining == 20 and remote.server_usage()["used"] == 30
+        with pytest.raises(BudgetExhausted) as info:
+            remote.embed(torch.rand(21, 1, 8, 8))
+        assert (info.value.used, info.value.budget, info.value.requested) == (30, 50, 21)
+        assert remote.embed(torch.rand(20, 1, 8, 8)).shape == (20, 16)
+        with pytest.raises(BudgetExhausted):
+            remote.embed(torch.rand(1, 1, 8, 8))
+        assert remote.server_usage()["used"] == 50
+
+
+def test_malformed_corpus_gets_4xx_and_server_keeps_serving():
+    with serve_in_background(LinearEncoder(), budget=1000, config=CORPUS_LIMITS) as (url, key):
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            for name, (ctype, body, status, error) in CORPUS.items():
+                r = http.post("/v1/embeddings", content=body, headers={"Content-Type": ctype})
+                assert r.status_code == status, (name, r.text)
+                assert r.json()["error"] == error, name
+                assert "embeddings" not in r.json()
+            big = http.post("/v1/embeddings", content=b"0" * (256 * 1024 + 1), headers={"Content-Type": NPY})
+            assert big.status_code == 413
+            # broken HTTP at the socket level: garbage, and a body shorter than its Content-Length
+            port = int(url.rsplit(":", 1)[1])
+            for raw in (
+                b"\x16\x03\x01garbage\r\n\r\n",
+                b"POST /v1/embeddings HTTP/1.1\r\nContent-Length: 999\r\n\r\nabc",
+            ):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(raw)
+                    s.shutdown(socket.SHUT_WR)
+                    s.recv(1024)
+            assert http.get("/healthz").json()["status"] == "ok"
+            ok = http.post(
+                "/v1/embeddings",
+                content=npy_bytes(np.zeros((2, 1, 8, 8), np.uint8)),
+                headers={"Content-Type": NPY, "Accept": NPY},
+            )
+            assert ok.status_code == 200
+            assert http.get("/v1/usage").json()["used"] == 2  # no malformed request was charged
+            assert 'status="500"' not in http.get("/metrics").text
+
+
+def test_wrong_key_gets_401_and_never_an_embedding():
+    with serve_in_background(LinearEncoder(), budget=100) as (url, key):
+        body = npy_bytes(np.zeros((3, 1, 8, 8), np.uint8))
+        for headers in ({}, {"Authorization": "Bearer ea_wrong"}, {"X-API-Key": key[:-1]}):
+            r = httpx.post(
+                url + "/v1/embeddings", content=body, headers={**headers, "Content-Type": NPY, "Accept": NPY}
+            )
+            assert r.status_code == 401
+            assert r.headers["content-type"] == "application/json" and "embeddings" not in r.text
+        with pytest.raises(RemoteError) as info:
+            RemoteEncoder(url, "ea_wrong")
+        assert info.value.status == 401
+        assert RemoteEncoder(url, key).server_usage()["used"] == 0
+
+
+def test_remote_encoder_matches_local_and_counts_like_query_counter():
+    enc = LinearEncoder()
+    x = torch.rand(20, 1, 8, 8)
+    with serve_in_background(enc, budget=100) as (url, key), RemoteEncoder(url, key, batch_size=7) as remote:
+        assert remote.input_shape == (1, 8, 8) and remote.embedding_dim == 16
+        out = remote.embed(x)
+        local = QueryCounter(LinearEncoder(), budget=100)
+        assert torch.allclose(out, local.embed(x), atol=1e-5)
+        assert remote.usage() == local.usage() == {"query_images": 20, "api_calls": 1, "budget": 100}
+        assert remote.requests == 3 and remote.images == 20
+        q = RemoteEncoder(url, key, wire_dtype="uint8").embed(x)
+        assert torch.allclose(q, out, atol=0.05) and not torch.equal(q, out)  # 8-bit inputs, close answers
+        with pytest.raises(ValueError):
+            remote.embed(torch.zeros(2, 8, 8))
+
+
+def test_client_honours_retry_after():
+    with serve_in_background(LinearEncoder(), rate=8.0, burst=1) as (url, key):
+        remote = RemoteEncoder(url, key, batch_size=1)
+        t0 = time.perf_counter()
+        out = remote.embed(torch.rand(5, 1, 8, 8))
+        elapsed = time.perf_counter() - t0
+        assert out.shape == (5, 16) and remote.images == 5 and remote.requests == 5
+        assert remote.rate_limited >= 1
+        assert elapsed >= 4 / 8 - 0.05  # 5 requests at 8/s with a bucket of 1 take at least 0.5 s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
+
+
+@pytest.mark.slow  # two interpreter start-ups (torch import) per run
+def test_cli_server_killed_with_sigkill_keeps_counts(tmp_path, tiny_encoder):
+    from encoder_audit.models import save_encoder
+    from encoder_audit.service.auth import add_key
+
+    ckpt = save_encoder(tmp_path / "enc.safetensors", tiny_encoder)
+    key = add_key(tmp_path / "keys.yaml", "alice", budget=40)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    x = npy_bytes(np.zeros((6, 1, 28, 28), np.uint8))
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": NPY}
+    used = []
+    for _round in range(2):
+        port = _free_port()
+        cmd = [sys.executable, "-m", "encoder_audit", "serve", str(ckpt), "--keys", str(tmp_path / "keys.yaml")]
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port), "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, proc)
+            used.append(httpx.get(url + "/v1/usage", headers=headers).json()["used"])
+            codes = [httpx.post(url + "/v1/embeddings", content=x, headers=headers).status_code for _ in range(4)]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert used == [0, 24]  # 4 x 6 images charged before the kill survive it
+    assert codes == [200, 200, 429, 429]  # 24 + 6 + 6 = 36 <= 40, then 42 > 40

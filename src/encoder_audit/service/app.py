@@ -17,6 +17,7 @@ event loop keeps answering ``/healthz`` while a batch is embedded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -157,13 +158,13 @@ class EmbeddingService:
             x = batch.chunks[0]
         else:
             x = torch.cat([adapt_images(c, shape) for c in batch.chunks])
-        if self._infer_lock is not None:
-            with self._infer_lock:
-                out = self.encoder.embed(x)
-        else:
-            out = self.encoder.embed(x)
-        out = out.float()
-        for defense in self.defenses:
+        with self._infer_lock or contextlib.nullcontext():
+            return self._forward(x, user)
+
+    def _forward(self, x: torch.Tensor, user: str) -> torch.Tensor:
+        assert self.encoder is not None
+        out = self.encoder.embed(x).float()
+        for defense in self.defenses:  # stateful defenses (noise generators, B4B coverage) stay serialized
             out = defense(out, x, user=user) if getattr(defense, "per_user", False) else defense(out, x)  # type: ignore[call-arg]
         return out.float().contiguous()
 

@@ -35,8 +35,9 @@ def test_local_encoder_matches_the_net(net) -> None:  # type: ignore[no-untyped-
 
 
 def test_local_encoder_uses_eval_mode_and_restores_the_callers_mode(net) -> None:  # type: ignore[no-untyped-def]
+    net.train()  # e.g. an evaluation callback wraps the encoder in the middle of training
     enc = LocalEncoder(net)
-    net.train()  # e.g. training continues after an evaluation callback built this LocalEncoder
+    assert net.training  # wrapping leaves the mode alone
     stats = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.rand(4, 3, 16, 16)
     a, b = enc.embed(x), enc.embed(x[:1])

@@ -80,6 +80,9 @@ def adapt_images(images: torch.Tensor, input_shape: tuple[int, int, int]) -> tor
 class LocalEncoder:
     """An :class:`EncoderNet` in this process, used in eval mode without gradients.
 
+    Wrapping does not change the network's train/eval mode (``embed`` switches to eval mode for the
+    forward pass and back), so a training callback can evaluate the encoder mid-training.
+
     Args:
         net: the network.
         batch_size: images per forward pass.
@@ -95,7 +98,7 @@ class LocalEncoder:
         device: str | torch.device | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        self.net = net.eval()
+        self.net = net
         self.device = torch.device(device) if device is not None else next(net.parameters()).device
         self.net.to(self.device)
         self.batch_size = batch_size

@@ -137,3 +137,15 @@ def test_moco_objective_lowers_its_loss() -> None:
     losses = _train("moco", cfg, lr=3e-3, steps=10)
     frozen = _train("moco", cfg, lr=0.0, steps=10)
     assert sum(losses[-4:]) < sum(frozen[-4:]) - 0.4
+
+
+@pytest.mark.xfail(
+    strict=True, raises=RuntimeError, reason="MoCo._enqueue cannot take a batch larger than the queue (train/moco.py)"
+)
+def test_moco_batch_larger_than_queue() -> None:
+    torch.set_num_threads(1)
+    net = create_encoder("cnn-small", in_channels=1, image_size=16, width=8)
+    moco = create_objective("moco", net, MoCoConfig(queue_size=8, projection_dim=8))
+    loss = moco(torch.rand(12, 1, 16, 16), None, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    assert int(moco.queue_ptr) == 12 % 8

@@ -99,11 +99,11 @@ def test_cli_sigint_saves_state_and_resume_finishes(tmp_path: Path) -> None:
         "--dataset",
         "synthetic",
         "--max-images",
-        "512",
+        "256",
         "--epochs",
-        "40",
+        "6",
         "--batch-size",
-        "64",
+        "32",
         "--no-eval",
         "--no-progress",
         "--out",
@@ -126,4 +126,4 @@ def test_cli_sigint_saves_state_and_resume_finishes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (out / "encoder.safetensors").is_file()
     epochs = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line]
-    assert len(epochs) == 40
+    assert len(epochs) == 6

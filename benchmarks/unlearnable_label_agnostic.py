@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 EPS = 16 / 255
-UC_QUICK = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "ngf": 16, "n_blocks": 2, "train_on": "members"}
+UC_QUICK = {"epochs": 40, "batch_size": 32, "lr": 5e-3, "ngf": 16, "n_blocks": 2, "train_on": "members"}
 
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "random": ("random", {"eps": EPS}),
@@ -154,11 +154,12 @@ def main() -> None:
         else:
             ds, record = protect_cached(name, train, surrogate, clip, args.cache, args.seed)
         wanted = [lab for lab in labelings if lab.name != "ssl" or name in args.ssl_methods]
-        entry = results["methods"].get(name, {})
-        todo = [lab for lab in wanted if lab.name not in entry.get("trainer", {})]
-        trainer = evaluate_protection(ds, test, todo, cfg) if todo else {}
-        entry = {"protection": record, "trainer": {**entry.get("trainer", {}), **trainer}}
-        results["methods"][name] = entry
+        entry = results["methods"].setdefault(name, {"trainer": {}})
+        entry["protection"] = record
+        for lab in wanted:
+            if lab.name not in entry["trainer"]:
+                entry["trainer"].update(evaluate_protection(ds, test, [lab], cfg))
+                atomic_write_json(args.out, results)
         atomic_write_json(args.out, results)
         logging.info(
             "%s done in %.0fs: %s",

@@ -36,7 +36,7 @@ AUDIT_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "train": 1000,
         "test": 1000,
-        "uc": {"epochs": 10, "batch_size": 64, "lr": 1e-3, "ngf": 16, "n_blocks": 2, "train_on": "members"},
+        "uc": {"epochs": 40, "batch_size": 32, "lr": 5e-3, "ngf": 16, "n_blocks": 2, "train_on": "members"},
         "trainer": {"epochs": 6, "batch_size": 64},
         "countermeasure": "blur:sigma=1",
     },

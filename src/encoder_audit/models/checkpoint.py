@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from .. import __version__
 from ..errors import CheckpointError, UserError
@@ -140,10 +141,11 @@ def load_encoder_net(path: str | Path, *, device: str | torch.device = "cpu") ->
     expected = meta.get("weights_sha256")
     if not expected:
         raise CheckpointError(f"checkpoint sidecar {sidecar} has no weights_sha256: cannot verify {weights.name}")
-    if sha256_file(weights) != expected:
+    data = weights.read_bytes()  # hash and parse the same bytes: no window to swap the file in between
+    if hashlib.sha256(data).hexdigest() != expected:
         raise CheckpointError(f"{weights} does not match the sha256 in its sidecar: the file was changed")
     try:
-        state = load_file(str(weights), device="cpu")
+        state = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights} is not a valid safetensors file: {exc}") from None
     shape = meta["input_shape"]

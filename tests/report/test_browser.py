@@ -10,8 +10,6 @@ import pytest
 
 from encoder_audit.report import build_report
 
-from .test_report import make_run
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = [
     "--headless",
@@ -37,11 +35,11 @@ window.addEventListener('load', () => {
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -> None:
     import json
     import re
 
-    run = make_run(tmp_path)
+    run = report_run
     _, page = build_report(run)
     probe_page = run / "probe.html"
     probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))

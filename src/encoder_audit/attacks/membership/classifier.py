@@ -7,6 +7,8 @@ encoder and similarity). Full-batch-free mini-batch Adam with BCE-with-logits, s
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,17 @@ class Standardizer:
         return (x - self.mean) / self.std
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run tiny-network training on one thread (threads only add sync overhead there), then restore."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def train_binary(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: BinaryTrainConfig, *, seed: int = 0
 ) -> nn.Module:
@@ -62,6 +75,19 @@ def train_binary(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     yf = y.float()
     model.train()
+    with single_thread():
+        _loop(model, opt, x, yf, config, g)
+    return model.eval()
+
+
+def _loop(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    yf: torch.Tensor,
+    config: BinaryTrainConfig,
+    g: torch.Generator,
+) -> None:
     for _ in range(config.epochs):
         order = torch.randperm(len(x), generator=g)
         for start in range(0, len(x), config.batch_size):
@@ -70,7 +96,6 @@ def train_binary(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return model.eval()
 
 
 @torch.no_grad()

@@ -131,6 +131,29 @@ def run(args: argparse.Namespace) -> int:
             run_dir.file("encoder.safetensors"), [dataset_name], args, max_train=preset.eval_max_train
         )
     run_dir.save_results(results, kind="pretrain")
+    run_dir.save_summary(_summary(config, results))
     checkpoint = run_dir.file("encoder.safetensors")
     emit(f"trained {encoder_name} with {method} in {result.seconds:.0f}s; checkpoint: {checkpoint}")
     return 0
+
+
+def _summary(config: dict, results: dict) -> str:
+    t = results["train"]
+    lines = [
+        f"# Pre-training: {config['method']} {config['encoder']} on {config['dataset']}",
+        "",
+        f"{t['images']:,} images, {config['train']['epochs']} epochs, batch {config['train']['batch_size']}, "
+        f"{t['seconds']:.0f} s ({t['images_per_second']:.0f} images/s), final loss {t['final_loss']:.4f}.",
+        "",
+        f"Checkpoint: `{results['checkpoint']}`",
+    ]
+    for name, ev in results.get("evaluation", {}).items():
+        e, r = ev["encoder"], ev["random_init"]
+        lines += [
+            "",
+            f"| {name} | kNN | linear |",
+            "|---|---|---|",
+            f"| trained | {e['knn']:.2%} | {e['linear']:.2%} |",
+            f"| random init | {r['knn']:.2%} | {r['linear']:.2%} |",
+        ]
+    return "\n".join(lines)

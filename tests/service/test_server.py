@@ -209,3 +209,18 @@ def test_cli_server_killed_with_sigkill_keeps_counts(tmp_path, tiny_encoder):
             proc.wait(timeout=30)
     assert used == [0, 24]  # 4 x 6 images charged before the kill survive it
     assert codes == [200, 200, 429, 429]  # 24 + 6 + 6 = 36 <= 40, then 42 > 40
+
+
+def test_serve_in_background_from_checkpoint_with_defense(tmp_path, tiny_encoder):
+    from encoder_audit.models import save_encoder
+    from encoder_audit.victim import load_encoder
+
+    ckpt = save_encoder(tmp_path / "enc.safetensors", tiny_encoder)
+    x = torch.rand(4, 1, 28, 28)
+    with serve_in_background(ckpt, defenses=["round:decimals=1"]) as (url, key):
+        remote = RemoteEncoder(url, key)
+        assert remote.info["defenses"] == ["round"] and remote.budget is None
+        out = remote.embed(x)
+    expected = torch.round(load_encoder(ckpt).embed(x), decimals=1)
+    assert torch.allclose(out, expected, atol=0.1 + 1e-6)
+    assert (out * 10 - (out * 10).round()).abs().max() < 1e-4  # answers are rounded

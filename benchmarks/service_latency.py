@@ -1,0 +1,114 @@
+"""p50/p99 latency of POST /v1/embeddings at 1, 8 and 32 concurrent clients, and the ledger's cost.
+
+    python benchmarks/service_latency.py --checkpoint /tmp/victim/encoder.safetensors --batch 16
+
+Each client thread owns one HTTP connection and sends ``--requests`` requests of ``--batch`` images
+(uint8 ``.npy`` in, ``.npy`` out) back to back; latency is measured per request at the client.
+The ledger part times ``Ledger.charge`` alone (FULL and NORMAL durability, 1 and 8 threads) on a
+fresh SQLite file, i.e. the per-request cost of the budget check, commit included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from service_common import percentile, serve_subprocess
+
+from encoder_audit.service.ledger import Ledger
+
+
+def run_clients(url: str, key: str, clients: int, requests: int, batch: int) -> dict[str, float]:
+    buf = io.BytesIO()
+    np.save(buf, np.random.default_rng(0).integers(0, 256, (batch, 1, 28, 28), dtype=np.uint8))
+    body = buf.getvalue()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-npy", "Accept": "application/x-npy"}
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        mine = []
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
+            http.post("/v1/embeddings", content=body)  # warm-up, connect
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                r = http.post("/v1/embeddings", content=body)
+                mine.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "p50_ms": round(1000 * percentile(latencies, 50), 2),
+        "p99_ms": round(1000 * percentile(latencies, 99), 2),
+        "img_per_s": round(len(latencies) * batch / wall, 1),
+        "errors": errors[0],
+    }
+
+
+def ledger_overhead(n: int, threads: int, synchronous: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(Path(tmp) / "l.sqlite", synchronous=synchronous)
+        ledger.charge("warm", 1, None)
+        per_thread = n // threads
+
+        def work(i: int) -> None:
+            for _ in range(per_thread):
+                ledger.charge(f"acct{i % 4}", 16, None)
+
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        wall = time.perf_counter() - t0
+        ledger.close()
+    return {
+        "synchronous": synchronous,
+        "threads": threads,
+        "charges": per_thread * threads,
+        "us_per_charge": round(1e6 * wall / (per_thread * threads), 1),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--requests", type=int, default=40, help="requests per client")
+    p.add_argument("--clients", default="1,8,32")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ledger-charges", type=int, default=2000)
+    args = p.parse_args()
+    out: dict = {"batch": args.batch, "latency": [], "ledger": []}
+    for sync in ("FULL", "NORMAL"):
+        for threads in (1, 8):
+            out["ledger"].append(ledger_overhead(args.ledger_charges, threads, sync))
+    with serve_subprocess(args.checkpoint, threads=args.threads) as (url, key, _pid):
+        for c in (int(v) for v in args.clients.split(",")):
+            requests = max(5, args.requests * 8 // max(c, 8)) if c > 8 else args.requests
+            out["latency"].append(run_clients(url, key, c, requests, args.batch))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -73,32 +73,34 @@ def defense_cost(
     if train_ds.labels is None or test_ds.labels is None:
         raise ValueError("defense_cost needs labelled train and test sets")
     train, test = _cap(train_ds, c.max_train, c.seed), _cap(test_ds, c.max_test, c.seed + 1)
-    assert train.labels is not None and test.labels is not None
+    ytr, yte = train.labels, test.labels
+    assert ytr is not None and yte is not None
 
     def score(enc: Encoder) -> tuple[dict[str, float], torch.Tensor]:
         ftr, fte = extract_features(enc, train), extract_features(enc, test)
-        knn = knn_accuracy(ftr, train.labels, fte, test.labels, k=c.knn_k, temperature=c.knn_temperature)
-        lin = linear_probe_accuracy(ftr, train.labels, fte, test.labels, seed=c.seed)
+        knn = knn_accuracy(ftr, ytr, fte, yte, k=c.knn_k, temperature=c.knn_temperature)
+        lin = linear_probe_accuracy(ftr, ytr, fte, yte, seed=c.seed)
         return {"knn": knn, "linear": lin}, fte
 
     t0 = time.perf_counter()
     clean, clean_test = score(encoder)
-    rows = [{"defense": "none", **clean, "knn_drop": 0.0, "linear_drop": 0.0, "cosine": 1.0,
+    rows: list[dict[str, Any]] = [{"defense": "none", **clean, "knn_drop": 0.0, "linear_drop": 0.0, "cosine": 1.0,
              "seconds": round(time.perf_counter() - t0, 2)}]  # fmt: skip
     for d in defenses:
         t0 = time.perf_counter()
         acc, fte = score(DefendedEncoder(encoder, _build(d)))
         cosine = float(F.cosine_similarity(fte, clean_test, dim=1).nan_to_num(0.0).mean())
-        row = {
-            "defense": _label(d),
+        label = _label(d)
+        row: dict[str, Any] = {
+            "defense": label,
             **acc,
             "knn_drop": clean["knn"] - acc["knn"],
             "linear_drop": clean["linear"] - acc["linear"],
             "cosine": cosine,
             "seconds": round(time.perf_counter() - t0, 2),
         }
-        log.info("defense %s: knn %.4f linear %.4f cosine %.4f", row["defense"], acc["knn"], acc["linear"], cosine)
+        log.info("defense %s: knn %.4f linear %.4f cosine %.4f", label, acc["knn"], acc["linear"], cosine)
         if progress is not None:
-            progress(row["defense"])
+            progress(label)
         rows.append(row)
     return {"clean": clean, "rows": rows, "n_train": len(train), "n_test": len(test)}

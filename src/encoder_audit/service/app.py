@@ -192,8 +192,8 @@ class EmbeddingService:
             )
         try:
             emb = self._embed(batch, spec.name)
-            remaining = None if spec.budget is None else spec.budget - charge.used
-            usage = {"charged": n, "used": charge.used, "remaining": remaining, "budget": spec.budget}
+            left = None if spec.budget is None else spec.budget - charge.used
+            usage = {"charged": n, "used": charge.used, "remaining": left, "budget": spec.budget}
             body = encode_npy(emb.numpy()) if npy else encode_json(emb, usage)
         except Exception:
             self.ledger.refund(spec.name, n)
@@ -202,8 +202,8 @@ class EmbeddingService:
             raise ApiError(500, "inference_failed", f"inference failed; the {n} images were not charged") from None
         self.metrics.served(n)
         headers = {"X-Query-Images-Charged": str(n), "X-Query-Images-Used": str(charge.used)}
-        if remaining is not None:
-            headers["X-Query-Images-Remaining"] = str(remaining)
+        if left is not None:
+            headers["X-Query-Images-Remaining"] = str(left)
         return Response(body, media_type=NPY_MEDIA if npy else "application/json", headers=headers)
 
 

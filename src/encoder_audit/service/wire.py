@@ -168,16 +168,17 @@ def decode_png(data: bytes, limits: Limits, *, index: int = 0) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=["PNG"])
-            w, h = img.size
+            opened = Image.open(io.BytesIO(data), formats=["PNG"])
+            w, h = opened.size
             _check_pixels(h, w, limits)
-            img.load()
+            opened.load()
     except ApiError:
         raise
     except UnidentifiedImageError:
         raise ApiError(400, "not_png", f"{where} is not a PNG file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ApiError(400, "bad_png", f"{where} could not be decoded (truncated or corrupt PNG): {exc}") from None
+    img: Image.Image = opened
     mode = img.mode
     if mode in ("LA", "RGBA", "PA", "La", "RGBa"):
         raise ApiError(422, "bad_channels", f"{where} has an alpha channel ({mode}); send L (gray) or RGB")

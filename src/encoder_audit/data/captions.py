@@ -69,12 +69,13 @@ CAPTION_TEMPLATES: tuple[str, ...] = (
 )
 
 # Zero-shot prompts (in the style of OpenAI's 80 ImageNet templates; CLIP Sec. 3.1.4 ensembles them).
+# Every word also occurs in CAPTION_TEMPLATES, so no prompt word is untrained at CPU scale.
 ZEROSHOT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
     "a picture of a {}.",
     "an image of the {}.",
     "a photo of the {}.",
-    "a good photo of a {}.",
+    "a black and white photo of a {}.",
     "a low resolution photo of a {}.",
     "a close-up photo of the {}.",
     "this is a {}.",

@@ -52,6 +52,8 @@ class CLIPConfig:
 
     Attributes:
         image_encoder: architecture name of the image tower (``encoder_audit.models.ENCODERS``).
+        image_width: base width passed to the image architecture (0 = its default; ``cnn-small`` takes
+            ``width``, 32 by default; 16 quarters the cost for CPU poison-count sweeps).
         embed_dim: joint embedding dimension (CLIP RN50: 1024; 64 at CPU scale).
         text_width: text tower width.
         text_layers: text Transformer layers.
@@ -61,6 +63,7 @@ class CLIPConfig:
     """
 
     image_encoder: str = "cnn-small"
+    image_width: int = 0
     embed_dim: int = 64
     text_width: int = 64
     text_layers: int = 1
@@ -69,6 +72,8 @@ class CLIPConfig:
     init_temperature: float = 0.07
 
     def __post_init__(self) -> None:
+        if self.image_width < 0:
+            raise ValueError(f"image_width must be >= 0, got {self.image_width}")
         if self.embed_dim <= 0:
             raise ValueError(f"embed_dim must be positive, got {self.embed_dim}")
         if not 0 < self.init_temperature <= 1:
@@ -182,7 +187,8 @@ def build_clip(
 ) -> CLIPModel:
     """A randomly initialised :class:`CLIPModel` for images of the given shape and the tokenizer's vocabulary."""
     c = config or CLIPConfig()
-    visual = create_encoder(c.image_encoder, in_channels=in_channels, image_size=image_size, mean=mean, std=std)
+    kw: dict[str, Any] = {"width": c.image_width} if c.image_width else {}
+    visual = create_encoder(c.image_encoder, in_channels=in_channels, image_size=image_size, mean=mean, std=std, **kw)
     text = TextEncoder(
         TextConfig(
             vocab_size=len(tokenizer),

@@ -1,0 +1,333 @@
+"""Poison-count experiments: train a CLIP-style model on poisoned pairs and measure every attack metric.
+
+One *run* = one training set (a clean captioned subset plus targeted poisons and/or backdoor poisons),
+one CLIP-style training with :func:`~encoder_audit.train.clip.train_clip`, and the evaluation:
+clean zero-shot accuracy, targeted success and rank of y' per trial, backdoor ASR / baseline / z-score.
+A *sweep* repeats runs over poison counts and seeds; at one seed every level shares the clean subset,
+the training seed, the target trials and the trigger, so the curves isolate the effect of the count.
+
+Targeted and backdoor poisons may share a run (the default in sweeps, to halve CPU cost): they use
+disjoint images and different labels, and each is evaluated only on its own metric. Set one count to 0
+to study an attack alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...data.base import ImageDataset
+from ...data.captions import PairedDataset, class_synonyms, make_paired
+from ...evaluate.zeroshot import clip_zeroshot_classifier, zeroshot_accuracy
+from ...models.clip import CLIPModel, save_clip
+from ...runs import derive_seed
+from ...train.clip import CLIPTrainConfig, train_clip
+from ...train.loop import TrainConfig
+from .backdoor import BackdoorConfig, PatchBackdoor, evaluate_backdoor
+from .base import append_pairs
+from .manifest import PoisonManifest
+from .targeted import TargetedConfig, TargetedPoisoning, evaluate_targeted
+from .trigger import Trigger
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClipExperimentConfig", "PoisonedRun", "clean_pairs", "run_poisoned_clip", "run_sweep"]
+
+
+@dataclass(frozen=True)
+class ClipExperimentConfig:
+    """Scale and attack settings of a poisoned CLIP run (defaults: the ``quick`` CPU scale).
+
+    Attributes:
+        train_size: clean pairs (a seeded subset of the training split; 0 = all).
+        epochs: CLIP training epochs.
+        batch_size: CLIP batch (in-batch negatives).
+        lr: Adam learning rate (cosine schedule).
+        image_encoder: image-tower architecture.
+        image_width: image-tower width (16 = a quarter of cnn-small's cost).
+        targets: targeted (image, label) trials per run.
+        caption_source: ``templates`` or ``corpus`` captions for the poisons.
+        backdoor_target: y' of the backdoor (class index).
+        trigger: the backdoor patch.
+        eval_images: test images for zero-shot and backdoor metrics.
+        caption_seed: seed of the clean captions and subset (fixed across seeds so only training varies).
+    """
+
+    train_size: int = 2000
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 3e-3
+    image_encoder: str = "cnn-small"
+    image_width: int = 16
+    targets: int = 8
+    caption_source: str = "templates"
+    backdoor_target: int = 0
+    trigger: Trigger = field(default_factory=Trigger)
+    eval_images: int = 2000
+    caption_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.train_size < 0 or self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ValueError("train_size >= 0, epochs >= 1, batch_size >= 2 and lr > 0 are required")
+        if self.targets < 1 or self.eval_images < 10:
+            raise ValueError("targets >= 1 and eval_images >= 10 are required")
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, checkpoint_every=0, device="cpu"
+        )
+
+    def clip_config(self) -> CLIPTrainConfig:
+        return CLIPTrainConfig(image_width=self.image_width)
+
+
+@dataclass
+class PoisonedRun:
+    """Everything one run produced."""
+
+    model: CLIPModel
+    paired: PairedDataset
+    manifests: dict[str, PoisonManifest]
+    metrics: dict[str, Any]
+
+
+def clean_pairs(train: ImageDataset, config: ClipExperimentConfig) -> PairedDataset:
+    """The captioned clean subset every run of an experiment starts from."""
+    ds = train
+    if config.train_size and config.train_size < len(train):
+        g = torch.Generator().manual_seed(derive_seed(config.caption_seed, "subset"))
+        ds = train.subset(torch.randperm(len(train), generator=g)[: config.train_size].sort().values)
+    return make_paired(ds, seed=config.caption_seed)
+
+
+def run_poisoned_clip(
+    clean: PairedDataset,
+    test: ImageDataset,
+    *,
+    targeted_poisons: int = 0,
+    backdoor_poisons: int = 0,
+    config: ClipExperimentConfig | None = None,
+    seed: int = 0,
+    out_dir: Path | None = None,
+    save_model: bool = False,
+    progress: bool | None = False,
+) -> PoisonedRun:
+    """Poison, train, evaluate once.
+
+    Args:
+        clean: clean captioned pairs (from :func:`clean_pairs`).
+        test: labelled held-out images: the targeted trials' pool and the evaluation set.
+        targeted_poisons: k per targeted trial (0 = no targeted poisons, trials still evaluated as baseline).
+        backdoor_poisons: m (0 = no backdoor poisons, the trigger is still evaluated as baseline).
+        config: scale and attack settings.
+        seed: training and attack seed.
+        out_dir: write the manifests (``manifest_targeted.json``, ``manifest_backdoor.json``) here.
+        save_model: also save ``clip.safetensors`` in ``out_dir``.
+        progress: progress bars.
+    """
+    c = config or ClipExperimentConfig()
+    t0 = time.perf_counter()
+    tp = TargetedPoisoning(
+        TargetedConfig(poisons=targeted_poisons, targets=c.targets, caption_source=c.caption_source)
+    ).poison(clean, pool=test, seed=derive_seed(seed, "targeted"))
+    bd = PatchBackdoor(
+        BackdoorConfig(
+            poisons=backdoor_poisons, target_label=c.backdoor_target, trigger=c.trigger, caption_source=c.caption_source
+        )
+    ).poison(clean, seed=derive_seed(seed, "backdoor"))
+    n = len(clean)
+    paired = append_pairs(tp.paired, bd.paired.images.images[n:], bd.paired.captions[n:])
+    # The backdoor's poisons now sit after the targeted ones: shift its manifest rows.
+    bd.manifest.poison_rows = [r + tp.manifest.num_poisons for r in bd.manifest.poison_rows]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tp.manifest.save(out_dir / "manifest_targeted.json")
+        bd.manifest.save(out_dir / "manifest_backdoor.json")
+    model, result = train_clip(
+        paired,
+        image_encoder=c.image_encoder,
+        config=c.clip_config(),
+        train=c.train_config(seed),
+        progress=progress,
+    )
+    if out_dir is not None and save_model:
+        save_clip(out_dir / "clip.safetensors", model, training={"seed": seed, "experiment": asdict(c)})
+    metrics = evaluate_run(model, test, tp.manifest, c, seed=seed)
+    metrics.update(
+        {
+            "seed": seed,
+            "train_pairs": len(paired),
+            "targeted_poisons_per_target": targeted_poisons,
+            "targeted_poisons_total": tp.manifest.num_poisons,
+            "targeted_rate_per_target": targeted_poisons / len(paired),
+            "backdoor_poisons": backdoor_poisons,
+            "backdoor_rate": backdoor_poisons / len(paired),
+            "train_seconds": round(result.seconds, 2),
+            "run_seconds": round(time.perf_counter() - t0, 2),
+            "final_loss": result.history[-1]["loss"],
+        }
+    )
+    return PoisonedRun(model, paired, {"targeted": tp.manifest, "backdoor": bd.manifest}, metrics)
+
+
+def evaluate_run(
+    model: CLIPModel, test: ImageDataset, targeted: PoisonManifest | None, c: ClipExperimentConfig, *, seed: int = 0
+) -> dict[str, Any]:
+    """Clean zero-shot accuracy, targeted trials and backdoor metrics of a trained model."""
+    names = [s[0] for s in class_synonyms(test.info)]
+    zs = clip_zeroshot_classifier(model, names)
+    enc = model.image_encoder()
+    g = torch.Generator().manual_seed(derive_seed(seed, "eval"))
+    sub = test.subset(torch.randperm(len(test), generator=g)[: c.eval_images])
+    out: dict[str, Any] = {"clean_zeroshot_top1": zeroshot_accuracy(zs, enc.embed, sub)["top1"]}
+    if targeted is not None and targeted.targets:
+        t = evaluate_targeted(enc, zs, test, targeted)
+        out.update(
+            {
+                "targeted_success": t["success_rate"],
+                "targeted_mean_rank": t["mean_rank"],
+                "targeted_trials": t["trials"],
+            }
+        )
+    b = evaluate_backdoor(enc, zs, test, c.trigger, c.backdoor_target, seed=derive_seed(seed, "bd-eval"))
+    out.update({f"backdoor_{k}": v for k, v in b.items()})
+    return out
+
+
+def run_sweep(
+    train: ImageDataset,
+    test: ImageDataset,
+    *,
+    levels: list[tuple[int, int]],
+    seeds: list[int],
+    config: ClipExperimentConfig | None = None,
+    out_dir: Path | None = None,
+    progress: bool | None = False,
+) -> list[dict[str, Any]]:
+    """Runs over (targeted k, backdoor m) levels and seeds; one metrics row per run (no models kept)."""
+    c = config or ClipExperimentConfig()
+    clean = clean_pairs(train, c)
+    rows = []
+    for seed in seeds:
+        for k, m in levels:
+            sub = out_dir / f"seed{seed}_k{k}_m{m}" if out_dir is not None else None
+            run = run_poisoned_clip(
+                clean, test, targeted_poisons=k, backdoor_poisons=m, config=c, seed=seed, out_dir=sub, progress=progress
+            )
+            log.info(
+                "seed %d k=%d m=%d: CA %.3f targeted %.2f ASR %.3f z %.2f (%.0fs)",
+                seed,
+                k,
+                m,
+                run.metrics["clean_zeroshot_top1"],
+                run.metrics["targeted_success"],
+                run.metrics["backdoor_asr"],
+                run.metrics["backdoor_zscore"],
+                run.metrics["run_seconds"],
+            )
+            rows.append(run.metrics)
+    return rows
+
+
+DEFENSES = ("cleanclip", "filter-similarity", "filter-density")
+
+
+def run_defenses(
+    run: PoisonedRun,
+    test: ImageDataset,
+    trusted: PairedDataset,
+    *,
+    config: ClipExperimentConfig | None = None,
+    defenses: tuple[str, ...] = DEFENSES,
+    remove_fraction: float = 0.1,
+    cleanclip_epochs: int = 3,
+    seed: int = 0,
+    progress: bool | None = False,
+) -> list[dict[str, Any]]:
+    """Apply each defense to a poisoned run and measure the attacks again (before/after rows).
+
+    Args:
+        run: the poisoned run (model, pairs, manifests, metrics).
+        test: the evaluation set used for ``run``.
+        trusted: clean pairs the defender owns (CleanCLIP fine-tuning data; reference model of the filter).
+        config: the run's experiment config.
+        defenses: ``cleanclip`` (fine-tune), ``filter-similarity`` (reference-model image-caption
+            cosine), ``filter-density`` (kNN density in the poisoned model's image space); the filters
+            drop ``remove_fraction`` of the pairs and retrain from scratch.
+        remove_fraction: share of pairs a filter removes.
+        cleanclip_epochs: CleanCLIP fine-tuning epochs.
+        seed: defense seed (retraining uses the run's seed so only the data changes).
+        progress: progress bars.
+    """
+    from ...defenses.cleanclip import cleanclip_finetune
+    from ...defenses.poison_detector import DetectorConfig, detection_metrics, filter_pairs, score_pairs
+
+    c = config or ClipExperimentConfig()
+    unknown = set(defenses) - set(DEFENSES)
+    if unknown:
+        raise ValueError(f"unknown defense(s) {sorted(unknown)}; choose from {list(DEFENSES)}")
+    keys = ("clean_zeroshot_top1", "targeted_success", "targeted_mean_rank", "backdoor_asr", "backdoor_zscore")
+    before = {k: run.metrics[k] for k in keys if k in run.metrics}
+    is_poison = run.manifests["targeted"].is_poison(len(run.paired)) | run.manifests["backdoor"].is_poison(
+        len(run.paired)
+    )
+    run_seed = int(run.metrics.get("seed", seed))
+    out = []
+    reference = None
+    for name in defenses:
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"defense": name, "before": before}
+        if name == "cleanclip":
+            tuned = cleanclip_finetune(
+                run.model,
+                trusted,
+                train=TrainConfig(
+                    epochs=cleanclip_epochs,
+                    batch_size=c.batch_size,
+                    lr=5e-4,
+                    seed=seed,
+                    checkpoint_every=0,
+                    device="cpu",
+                ),
+                progress=progress,
+            )
+            after = evaluate_run(tuned, test, run.manifests["targeted"], c, seed=run_seed)
+            row["trusted_pairs"] = len(trusted)
+        else:
+            method = name.split("-", 1)[1]
+            if method == "similarity":
+                if reference is None:
+                    reference, _ = train_clip(
+                        trusted,
+                        image_encoder=c.image_encoder,
+                        config=c.clip_config(),
+                        train=c.train_config(derive_seed(seed, "reference")),
+                        tokenizer=run.model.tokenizer,
+                        progress=progress,
+                    )
+                scorer = reference
+            else:
+                scorer = run.model
+            det = DetectorConfig(method=method, remove_fraction=remove_fraction)
+            scores = score_pairs(scorer, run.paired, det)
+            row["detection"] = detection_metrics(scores, is_poison, remove_fraction)
+            kept, _ = filter_pairs(run.paired, scores, remove_fraction)
+            retrained, _ = train_clip(
+                kept,
+                image_encoder=c.image_encoder,
+                config=c.clip_config(),
+                train=c.train_config(run_seed),
+                tokenizer=run.model.tokenizer,
+                progress=progress,
+            )
+            after = evaluate_run(retrained, test, run.manifests["targeted"], c, seed=run_seed)
+        row["after"] = {k: after[k] for k in keys if k in after}
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        log.info("defense %s: before %s after %s", name, row["before"], row["after"])
+        out.append(row)
+    return out

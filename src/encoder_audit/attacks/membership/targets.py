@@ -83,10 +83,12 @@ class TargetRecipe:
         return {} if self.temperature is None else {"temperature": self.temperature}
 
 
-# Sizes measured to fit the shared 2-core CPU (docs/benchmarks/membership.md).
+# Sizes chosen to fit a shared 2-core CPU (docs/benchmarks/membership.md). On Fashion-MNIST a
+# cnn-small SimCLR encoder showed no measurable leakage after 300 steps on 100-500 members; the
+# member / non-member gap of the mean view similarity appears after ~1,000 steps on 64 members.
 RECIPES: dict[str, TargetRecipe] = {
-    "overfit": TargetRecipe(members=500, epochs=100, batch_size=100),
-    "generalizing": TargetRecipe(members=5000, epochs=10, batch_size=100),
+    "overfit": TargetRecipe(members=64, epochs=750, batch_size=32, lr=2e-3, temperature=0.2),
+    "generalizing": TargetRecipe(members=2000, epochs=3, batch_size=100, lr=2e-3, temperature=0.2),
     "tiny": TargetRecipe(members=64, epochs=30, batch_size=32),
 }
 

@@ -170,6 +170,7 @@ def stage_stealing(ctx: AuditContext) -> dict[str, Any]:
         ctx.stage_dir("stealing"),
         preset=ctx.config.preset,
         seed=ctx.seed("stealing"),
+        progress=ctx.progress,
     )
 
 
@@ -190,6 +191,7 @@ def stage_membership(ctx: AuditContext) -> dict[str, Any]:
         ctx.stage_dir("membership"),
         preset=ctx.config.preset,
         seed=ctx.seed("membership"),
+        progress=ctx.progress,
     )
 
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,7 +136,7 @@ class ImageDataset:
         h.update(np.ascontiguousarray(self.indices, dtype=np.int64).tobytes())
         return h.hexdigest()
 
-    def with_info(self, **changes: object) -> ImageDataset:
+    def with_info(self, **changes: Any) -> ImageDataset:
         return ImageDataset(
             self.images, self.labels, replace(self.info, **changes), self.split, self.indices, self.paths
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..errors import CorruptFileError
 from .base import DatasetInfo, ImageDataset, register_dataset
 from .locate import find_dataset_dir
 from .safe_pickle import load_restricted_pickle
-from .stats import train_stats
+from .stats import Stats, train_stats
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +182,20 @@ def _check_labels(labels: np.ndarray, num_classes: int, files: list[Path]) -> No
         )
 
 
-def _stats(d: Path, split: str, files_fn: Any, load_fn: Any, images: np.ndarray) -> Any:
+FilesFn = Callable[[Path, str], "tuple[str, list[Path]] | None"]
+LoadFn = Callable[[str, list[Path]], "tuple[np.ndarray, np.ndarray]"]
+
+
+def _stats(d: Path, split: str, files_fn: FilesFn, load_fn: LoadFn, images: np.ndarray) -> Stats:
     """Training-split statistics; the loaded split's own if the training files are absent."""
+    own = files_fn(d, split)
+    assert own is not None
     if split == "train":
-        return train_stats(files_fn(d, "train")[1], lambda: images)
+        return train_stats(own[1], lambda: images)
     found = files_fn(d, "train")
     if found is None:
         log.warning("%s: no training files beside the %s split; normalization measured on %s", d, split, split)
-        return train_stats(files_fn(d, split)[1], lambda: images)
+        return train_stats(own[1], lambda: images)
     return train_stats(found[1], lambda: load_fn(*found)[0])
 
 

@@ -38,6 +38,7 @@ def main() -> None:
         default=["jpeg:quality=10", "blur:sigma=1", "cutout", "mixup", "cutmix", "pgd-at"],
     )
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wait", action="store_true", help="wait for the other benchmark to cache a protection")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -61,6 +62,8 @@ def main() -> None:
         for name in args.methods:
             if cm.name in table.get(name, {}):
                 continue
+            while args.wait and name != "clean" and not (args.cache / f"{name}-s{args.seed}.json").is_file():
+                time.sleep(20)
             ds = train if name == "clean" else protect_cached(name, train, surrogate, None, args.cache, args.seed)[0]
             t0 = time.perf_counter()
             r = train_with_countermeasure(ds, test, labeling, cm, cfg)

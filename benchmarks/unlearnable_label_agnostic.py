@@ -54,7 +54,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tap-agn": ("tap", {"eps": EPS, "steps": 10, "shadow_epochs": 4, "label_source": "clusters"}),
     "uc": ("uc", UC_QUICK),
     "uc-all": ("uc", {**UC_QUICK, "train_on": "all", "epochs": 2}),
-    "uc-clip": ("uc", UC_QUICK),
+    "uc-clip": ("uc", {**UC_QUICK, "epochs": 15}),
 }
 
 

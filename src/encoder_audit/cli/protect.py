@@ -286,3 +286,10 @@ def run(args: argparse.Namespace) -> int:
         f"{len(unreadable)} unreadable; manifest {out / MANIFEST} ({seconds:.0f}s)"
     )
     return 0
+
+
+def registries() -> list[tuple[str, dict[str, str]]]:
+    """Protection methods, for ``encoder-audit info``."""
+    from ..attacks.unlearnable import PROTECTIONS
+
+    return [("protections (encoder-audit protect --method)", PROTECTIONS.describe())]

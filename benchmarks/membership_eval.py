@@ -1,9 +1,11 @@
 """Evaluate the membership benchmark: EncoderMI-V/S/T and every baseline, per trial and checkpoint.
 
 Reads the encoders written by ``benchmarks/membership_train.py`` (trial k: target = model k, shadow =
-model k+1 mod K, same recipe, disjoint i.i.d. data), writes ``results.json`` and the figures.
+model k+1 mod K, same recipe, disjoint i.i.d. data). Every attack runs at the last checkpoint; earlier
+checkpoints (the early-stopping sweep) run EncoderMI-T, EncoderMI-V and the two-view baseline.
 
-    python benchmarks/membership_eval.py --out runs/mi-bench --figures docs/figures
+    python benchmarks/membership_eval.py --out runs/mi-bench --kind overfit --trial 0   # one process per trial
+    python benchmarks/membership_eval.py --out runs/mi-bench --merge --figures docs/figures
 """
 
 from __future__ import annotations
@@ -21,119 +23,163 @@ from encoder_audit.attacks.membership.audit import DEFAULT_ATTACKS, results_tabl
 from encoder_audit.attacks.membership.earlystop import plot_tradeoff
 from encoder_audit.attacks.membership.features import FeatureConfig, VictimProbe
 from encoder_audit.attacks.membership.metrics import plot_roc
+from encoder_audit.attacks.membership.targets import RECIPES
 from encoder_audit.data import SplitManifest, create_dataset
 from encoder_audit.evaluate import EvalConfig, evaluate_encoder
 from encoder_audit.io import atomic_write_json
 from encoder_audit.victim import load_encoder
 
 PARAMS = {"encodermi-v": {"epochs": 150}, "encodermi-s": {"epochs": 100}}
+SWEEP_ATTACKS = ("encodermi-t", "encodermi-v", "two-view")
 
 
 def _snapshots(folder: Path) -> dict[int, Path]:
     return {int(p.stem[5:]): p for p in sorted(folder.glob("epoch*.safetensors"))}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--figures", type=Path, default=None)
-    ap.add_argument("--kinds", default="overfit,generalizing")
-    ap.add_argument("--max-eval", type=int, default=500)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | None) -> None:
     ds = create_dataset("fashion-mnist", "train")
     test = create_dataset("fashion-mnist", "test")
     down_train = ds.subset(np.arange(0, 60000, 30))  # 2,000 images for kNN / linear probes
-    manifest = SplitManifest.load(args.out / "splits.json")
+    manifest = SplitManifest.load(out / "splits.json")
     reference = manifest.select(ds, "reference")
-    out: dict = {"kinds": {}}
-    for kind in args.kinds.split(","):
-        folders = sorted(p for p in args.out.glob(f"{kind}_*") if p.is_dir() and _snapshots(p))
-        k_models = len(folders)
-        if k_models < 2:
-            print(f"{kind}: need at least 2 trained models, have {k_models}")
+    folders = sorted(p for p in out.glob(f"{kind}_*") if p.is_dir())
+    s = (k + 1) % len(folders)
+    mem = manifest.select(ds, f"{kind}_members_{k}")
+    non = manifest.select(ds, f"{kind}_nonmembers_{k}")
+    if len(mem) > max_eval:
+        mem = mem.subset(np.sort(np.random.default_rng(k).choice(len(mem), max_eval, replace=False)))
+    s_mem = manifest.select(ds, f"{kind}_members_{s}")
+    s_non = manifest.select(ds, f"{kind}_nonmembers_{s}")
+    if len(s_mem) > len(s_non):
+        s_mem = s_mem.subset(np.sort(np.random.default_rng(s).choice(len(s_mem), len(s_non), replace=False)))
+    snaps_t, snaps_s = _snapshots(out / f"{kind}_{k}"), _snapshots(out / f"{kind}_{s}")
+    available = sorted(set(snaps_t) & set(snaps_s))
+    todo = [e for e in (epochs or available) if e in available]
+    final = RECIPES[kind].epochs
+    rows = []
+    for epoch in todo:
+        victim = load_encoder(snaps_t[epoch])
+        shadow = Shadow(load_encoder(snaps_s[epoch]), s_mem, s_non, reference, seed=s)
+        attacks = DEFAULT_ATTACKS if epoch == final else SWEEP_ATTACKS
+        t0 = time.perf_counter()
+        results, usage = run_attacks(victim, mem, non, shadow, attacks, attack_params=PARAMS, seed=k)
+        wall = time.perf_counter() - t0
+        down = evaluate_encoder(victim, down_train, test, EvalConfig(max_train=2000, max_test=1000))
+        row = {
+            "epoch": epoch,
+            "knn": down["knn"],
+            "linear": down["linear"],
+            "metrics": {r.attack: r.metrics() for r in results},
+            "table": results_table(results),
+            "usage": usage,
+            "wall_seconds": wall,
+        }
+        rows.append(row)
+        print(kind, k, epoch, {r.attack: round(row["metrics"][r.attack]["auc"], 3) for r in results}, flush=True)
+        if epoch == final:
+            save_scores(results, out / f"scores_{kind}_{k}.npz")
+    victim = load_encoder(snaps_t[max(todo)])
+    t0 = time.perf_counter()
+    VictimProbe(victim, mem, FeatureConfig()).views()  # 10 views of every member, fresh
+    per_img = (time.perf_counter() - t0) / len(mem)
+    atomic_write_json(
+        out / f"eval_{kind}_{k}_{min(todo)}.json",
+        {
+            "kind": kind,
+            "trial": k,
+            "shadow_model": s,
+            "rows": rows,
+            "query_seconds_per_image": per_img,
+            "members": len(mem),
+            "nonmembers": len(non),
+            "final_epoch": max(todo),
+        },
+    )
+
+
+def merge(out: Path, figures: Path | None) -> None:
+    ds = create_dataset("fashion-mnist", "train")
+    summary: dict = {}
+    for kind in ("overfit", "generalizing"):
+        by_trial: dict[int, dict] = {}
+        for p in sorted(out.glob(f"eval_{kind}_*.json")):
+            part = json.loads(p.read_text())
+            t = by_trial.setdefault(part["trial"], {**part, "rows": []})
+            t["rows"] += part["rows"]
+            if part["final_epoch"] >= t["final_epoch"]:
+                t.update({k2: v for k2, v in part.items() if k2 != "rows"})
+        trials = [by_trial[k] for k in sorted(by_trial)]
+        for t in trials:
+            t["rows"].sort(key=lambda r: r["epoch"])
+        if not trials:
             continue
-        trials = []
-        for k in range(k_models):
-            s = (k + 1) % k_models
-            mem = manifest.select(ds, f"{kind}_members_{k}")
-            non = manifest.select(ds, f"{kind}_nonmembers_{k}")
-            if len(mem) > args.max_eval:
-                mem = mem.subset(np.sort(np.random.default_rng(k).choice(len(mem), args.max_eval, replace=False)))
-            s_mem = manifest.select(ds, f"{kind}_members_{s}")
-            s_non = manifest.select(ds, f"{kind}_nonmembers_{s}")
-            if len(s_mem) > len(s_non):
-                s_mem = s_mem.subset(np.sort(np.random.default_rng(s).choice(len(s_mem), len(s_non), replace=False)))
-            snaps_t, snaps_s = _snapshots(args.out / f"{kind}_{k}"), _snapshots(args.out / f"{kind}_{s}")
-            rows = []
-            for epoch in sorted(set(snaps_t) & set(snaps_s)):
-                victim = load_encoder(snaps_t[epoch])
-                shadow = Shadow(load_encoder(snaps_s[epoch]), s_mem, s_non, reference, seed=s)
-                t0 = time.perf_counter()
-                results, usage = run_attacks(victim, mem, non, shadow, DEFAULT_ATTACKS, attack_params=PARAMS, seed=k)
-                wall = time.perf_counter() - t0
-                down = evaluate_encoder(victim, down_train, test, EvalConfig(max_train=2000, max_test=1000))
-                row = {
-                    "epoch": epoch,
-                    "knn": down["knn"],
-                    "linear": down["linear"],
-                    "metrics": {r.attack: r.metrics() for r in results},
-                    "table": results_table(results),
-                    "usage": {k2: v for k2, v in usage.items()},
-                    "wall_seconds": wall,
-                }
-                for r in results:
-                    row[f"{r.attack}/auc"] = row["metrics"][r.attack]["auc"]
-                    row[f"{r.attack}/accuracy"] = row["metrics"][r.attack]["accuracy"]
-                rows.append(row)
-                print(
-                    kind,
-                    k,
-                    epoch,
-                    {r.attack: round(row[f"{r.attack}/auc"], 3) for r in results},
-                    f"lin {down['linear']:.3f} knn {down['knn']:.3f}",
-                    flush=True,
-                )
-                last = results
-            save_scores(last, args.out / f"scores_{kind}_{k}.npz")
-            if args.figures is not None and k == 0:
-                plot_roc(
-                    {r.attack: (r.scores, r.labels) for r in last},
-                    args.figures / f"membership_roc_{kind}.png",
-                    title=f"{kind} cnn-small SimCLR target, trial 0 ({len(mem)} members / {len(non)} non-members)",
-                )
-            # cost: n views + scoring for one fresh pass, per audited image
-            victim = load_encoder(snaps_t[max(snaps_t)])
-            t0 = time.perf_counter()
-            VictimProbe(victim, mem, FeatureConfig()).views()
-            per_img = (time.perf_counter() - t0) / len(mem)
-            trials.append(
-                {
-                    "trial": k,
-                    "shadow_model": s,
-                    "rows": rows,
-                    "query_seconds_per_image": per_img,
-                    "members": len(mem),
-                    "nonmembers": len(non),
-                }
+        final = [t["rows"][-1] for t in trials]
+        attacks = list(final[0]["metrics"])
+        table = {}
+        for a in attacks:
+            ms = [f["metrics"][a] for f in final]
+            table[a] = {
+                key: (float(np.mean([m[key] for m in ms])), float(np.std([m[key] for m in ms])))
+                for key in ("accuracy", "precision", "recall", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")
+            }
+        summary[kind] = {
+            "trials": len(trials),
+            "final_epoch": [t["final_epoch"] for t in trials],
+            "members": trials[0]["members"],
+            "nonmembers": trials[0]["nonmembers"],
+            "table": table,
+            "linear": [f["linear"] for f in final],
+            "knn": [f["knn"] for f in final],
+            "query_images": [f["usage"]["query_images"] for f in final],
+            "query_seconds_per_image": [t["query_seconds_per_image"] for t in trials],
+            "timing": [f["usage"]["timing"] for f in final],
+        }
+        if figures is not None and kind == "overfit":
+            z = np.load(out / f"scores_{kind}_0.npz")
+            curves = {a: (z[f"{a}/scores"], z["labels"]) for a in attacks}
+            plot_roc(
+                curves,
+                figures / "membership_roc.png",
+                title=f"overfit cnn-small SimCLR target, trial 0 ({trials[0]['members']} members)",
             )
-            atomic_write_json(args.out / "results.json", {**out, "kinds": {**out["kinds"], kind: trials}})
-        out["kinds"][kind] = trials
-        if args.figures is not None and kind == "overfit":
             epochs = [r["epoch"] for r in trials[0]["rows"]]
             mean_rows = []
             for i, e in enumerate(epochs):
-                keys = [key for key in trials[0]["rows"][i] if "/" in key] + ["knn", "linear"]
-                means = {key: float(np.mean([t["rows"][i][key] for t in trials])) for key in keys}
-                mean_rows.append({"epoch": e, **means})
+                row = {"epoch": e}
+                for key in ("knn", "linear"):
+                    row[key] = float(np.mean([t["rows"][i][key] for t in trials]))
+                for a in SWEEP_ATTACKS:
+                    for m in ("auc", "accuracy"):
+                        row[f"{a}/{m}"] = float(np.mean([t["rows"][i]["metrics"][a][m] for t in trials]))
+                mean_rows.append(row)
             plot_tradeoff(
                 mean_rows,
-                args.figures / "membership_earlystop.png",
-                title=f"early stopping, cnn-small SimCLR, mean of {len(trials)} trials",
+                figures / "membership_earlystop.png",
+                title=f"early stopping: cnn-small SimCLR, 64 members, mean of {len(trials)} trials",
             )
-            out["earlystop_mean"] = mean_rows
-    atomic_write_json(args.out / "results.json", out)
-    print(json.dumps({"results": str(args.out / "results.json")}))
+            summary["earlystop"] = mean_rows
+    del ds
+    atomic_write_json(out / "summary.json", summary)
+    print(json.dumps(summary, indent=1)[:6000])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--kind", default="overfit")
+    ap.add_argument("--trial", type=int, default=0)
+    ap.add_argument("--epochs", default=None, help="comma-separated checkpoints (default: all available)")
+    ap.add_argument("--max-eval", type=int, default=500)
+    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--figures", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.merge:
+        merge(args.out, args.figures)
+    else:
+        epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+        run_trial(args.out, args.kind, args.trial, args.max_eval, epochs)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,52 @@ def test_cli_make_target_attack_and_audit(tmp_path, capsys) -> None:
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert main(["membership", "--victim", str(tmp_path / "nope.safetensors"), "--splits", "x.json"]) == 2
     assert main(["membership", "--splits", "x.json"]) == 2
+
+
+def test_run_membership_audit_contract(tmp_path) -> None:
+    from encoder_audit.attacks.membership.audit import run_membership_audit
+    from encoder_audit.attacks.membership.targets import TargetRecipe
+    from encoder_audit.models import create_encoder
+    from encoder_audit.victim import LocalEncoder
+
+    ds = create_dataset("synthetic", "train", n=200, size=16)
+    victim = LocalEncoder(create_encoder("cnn-small", 1, 16))
+    out = run_membership_audit(
+        victim,
+        ds.subset(range(0, 20)),
+        ds.subset(range(20, 40)),
+        ds.subset(range(40, 200)),
+        tmp_path,
+        attacks=("encodermi-t", "encodermi-v", "two-view", "blind"),
+        shadow_recipe=TargetRecipe(members=16, epochs=1, batch_size=8),
+    )
+    json.dumps(out)  # JSON-serialisable
+    assert {"headline", "verdict", "tables", "figures", "costs", "config", "caveats"} <= set(out)
+    assert out["verdict"] in ("high", "medium", "low")
+    assert [r[0] for r in out["tables"][0]["rows"]] == ["encodermi-t", "encodermi-v", "two-view", "blind"]
+    assert out["costs"]["query_images"] == 40 * 10
+    assert all((tmp_path / f).exists() for f in ("scores.npz", "membership_roc.png", "membership_results.json"))
+    assert "i.i.d." in out["caveats"][0]
+
+
+@pytest.mark.slow
+def test_early_stopping_sweep_rows(tmp_path) -> None:
+    from encoder_audit.attacks.membership.earlystop import early_stopping_sweep, plot_tradeoff
+    from encoder_audit.attacks.membership.features import FeatureConfig
+    from encoder_audit.attacks.membership.targets import TargetRecipe
+
+    ds = create_dataset("synthetic", "train", n=300, size=16)
+    rows = early_stopping_sweep(
+        ds.subset(range(0, 16)),
+        ds.subset(range(16, 32)),
+        ds.subset(range(32, 100)),
+        TargetRecipe(members=16, epochs=2, batch_size=8),
+        (1, 2),
+        ds.subset(range(100, 250)),
+        ds.subset(range(250, 300)),
+        attacks=("encodermi-t",),
+        features=FeatureConfig(n_views=3),
+    )
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(0 <= r["encodermi-t/auc"] <= 1 and 0 <= r["linear"] <= 1 for r in rows)
+    assert plot_tradeoff(rows, tmp_path / "t.png").stat().st_size > 1000

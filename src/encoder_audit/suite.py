@@ -161,7 +161,9 @@ def run_suite(
     failed = []
     with (
         ThreadPoolExecutor(max_workers=jobs) as pool,
-        tqdm(total=len(todo), desc=f"suite {suite.name}", unit="cell", disable=progress is False) as bar,
+        tqdm(
+            total=len(todo), desc=f"suite {suite.name}", unit="cell", disable=True if progress is False else None
+        ) as bar,
     ):
         for cid, code in pool.map(run_cell, todo):
             bar.update(1)

@@ -278,7 +278,7 @@ def run_audit(
     seconds: dict[str, float] = {}
     stages_dir = run.file("stages")
     stages_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(stage_names, desc="audit", unit="stage", disable=progress is False, position=0)
+    bar = tqdm(stage_names, desc="audit", unit="stage", disable=True if progress is False else None, position=0)
     for name in bar:
         title, fn = STAGES[name]
         bar.set_description(f"audit: {name}")

@@ -229,7 +229,7 @@ def fit(
     bar = tqdm(
         total=total_steps,
         initial=start_epoch * steps_per_epoch + start_step,
-        disable=True if (show is False or not dist_utils.is_main_process()) else None,  # None: off unless a TTY
+        disable=True if (show is False or not dist_utils.is_main_process()) else (False if show else None),
         unit="step",
         dynamic_ncols=True,
         desc=type(objective).__name__,

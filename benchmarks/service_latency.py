@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import tempfile
 import threading
 import time
@@ -98,15 +99,19 @@ def main() -> None:
     p.add_argument("--clients", default="1,8,32")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ledger-charges", type=int, default=2000)
+    p.add_argument("--durability", default="FULL", choices=["FULL", "NORMAL"], help="the server's ledger durability")
+    p.add_argument("--skip-ledger", action="store_true", help="skip the ledger micro-benchmark")
     args = p.parse_args()
-    out: dict = {"batch": args.batch, "latency": [], "ledger": []}
-    for sync in ("FULL", "NORMAL"):
+    out: dict = {"batch": args.batch, "durability": args.durability, "latency": [], "ledger": []}
+    for sync in () if args.skip_ledger else ("FULL", "NORMAL"):
         for threads in (1, 8):
             out["ledger"].append(ledger_overhead(args.ledger_charges, threads, sync))
-    with serve_subprocess(args.checkpoint, threads=args.threads) as (url, key, _pid):
+    extra = ["--durability", args.durability]
+    with serve_subprocess(args.checkpoint, threads=args.threads, extra=extra) as (url, key, _pid):
         for c in (int(v) for v in args.clients.split(",")):
             requests = max(5, args.requests * 8 // max(c, 8)) if c > 8 else args.requests
             out["latency"].append(run_clients(url, key, c, requests, args.batch))
+    out["load_average"] = os.getloadavg()
     print(json.dumps(out, indent=2))
 
 

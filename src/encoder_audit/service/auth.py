@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..io import atomic_write_text
+from ..io import atomic_write
 
 KEY_PREFIX = "ea_"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -147,9 +148,15 @@ class KeyStore:
         return {"keys": {name: s.to_yaml() for name, s in self.specs.items()}}
 
     def save(self, path: str | Path) -> Path:
-        """Write the keys file atomically (digests only)."""
+        """Write the keys file atomically (digests only), readable by its owner alone (mode 0600)."""
         header = "# encoder-audit keys file: SHA-256 digests of API keys, budgets (images) and rate limits.\n"
-        return atomic_write_text(path, header + yaml.safe_dump(self.to_mapping(), sort_keys=False))
+        text = header + yaml.safe_dump(self.to_mapping(), sort_keys=False)
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text)
+            os.chmod(tmp, 0o600)
+
+        return atomic_write(path, write)
 
     def authenticate(self, presented: str | None) -> KeySpec | None:
         """The account whose key is ``presented``, or None (constant time in the number of accounts)."""

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..io import atomic_write
 
 KEY_PREFIX = "ea_"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -151,12 +151,17 @@ class KeyStore:
         """Write the keys file atomically (digests only), readable by its owner alone (mode 0600)."""
         header = "# encoder-audit keys file: SHA-256 digests of API keys, budgets (images) and rate limits.\n"
         text = header + yaml.safe_dump(self.to_mapping(), sort_keys=False)
-
-        def write(tmp: Path) -> None:
-            tmp.write_text(text)
-            os.chmod(tmp, 0o600)
-
-        return atomic_write(path, write)
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)  # created 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return p
 
     def authenticate(self, presented: str | None) -> KeySpec | None:
         """The account whose key is ``presented``, or None (constant time in the number of accounts)."""

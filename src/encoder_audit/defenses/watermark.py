@@ -210,7 +210,7 @@ def embed_watermark(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         log.debug("watermark epoch %d loss %.4f", epoch + 1, total)
     return wm.eval()
 

@@ -23,7 +23,7 @@ from ...evaluate import extract_features, fit_linear_probe, knn_accuracy
 from ...io import atomic_write_text
 from ...victim import Encoder
 from .evaluate import FeatureCache, StealEvalConfig
-from .presets import STEALING_PRESETS
+from .presets import STEALING_PRESETS, StealingPreset
 from .sweep import plan_attack, plot_sweep, run_point
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def run_stealing_audit(
     eval_sets: dict[str, tuple[ImageDataset, ImageDataset]],
     out_dir: Path,
     *,
-    preset: str = "quick",
+    preset: str | StealingPreset = "quick",
     seed: int = 0,
     budgets: Sequence[int] = (500, 5_000),
     defenses: Sequence[str] = ("noise:sigma=0.5",),
@@ -105,7 +105,8 @@ def run_stealing_audit(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    p = STEALING_PRESETS[preset]
+    p = STEALING_PRESETS[preset] if isinstance(preset, str) else preset
+    preset_name = preset if isinstance(preset, str) else "custom"
     ec = StealEvalConfig(max_train=p.eval_max_train, max_test=p.eval_max_test, seed=seed)
     cache = FeatureCache()
     names = list(eval_sets)
@@ -220,7 +221,8 @@ def run_stealing_audit(
         figures.append(
             {
                 "path": str(fig),
-                "caption": f"kNN accuracy on {head} and fidelity of each stolen surrogate against the query images it cost (one seed).",
+                "caption": f"kNN accuracy on {head} and fidelity of each stolen surrogate against the query images "
+                "it cost (one seed).",
             }
         )
     atomic_write_text(
@@ -233,7 +235,8 @@ def run_stealing_audit(
         gap = best[f"{head}/target_knn"] - best[f"{head}/knn"]
         headline = (
             f"RDA copied the encoder with {best['query_images']:,} query images ({best['n']:,} unique): centred-cosine "
-            f"fidelity {best['mean/cosine_centered']:.2f}, kNN accuracy on {head} {best[f'{head}/knn']:.1%} vs. the target's "
+            f"fidelity {best['mean/cosine_centered']:.2f}, kNN accuracy on {head} {best[f'{head}/knn']:.1%} "
+            "vs. the target's "
             f"{best[f'{head}/target_knn']:.1%}."
         )
         verdict = _verdict(best["mean/cosine_centered"], gap)
@@ -258,7 +261,8 @@ def run_stealing_audit(
                     "wall s",
                 ],
                 "rows": table_rows,
-                "note": f"Preset {preset}, seed {seed}; fidelity and agreement averaged over {', '.join(names)}; no model selection (last epoch).",
+                "note": f"Preset {preset_name}, seed {seed}; fidelity and agreement averaged over {', '.join(names)}; "
+                "no model selection (last epoch).",
             },
             {
                 "title": f"Defenses: honest-user cost vs. RDA at {top:,} query images",
@@ -270,7 +274,8 @@ def run_stealing_audit(
                     "stolen fidelity",
                 ],
                 "rows": defense_table,
-                "note": "Honest-user columns: the defended API's own embeddings; stolen columns: RDA surrogate compared with the undefended target.",
+                "note": "Honest-user columns: the defended API's own embeddings; stolen columns: RDA surrogate "
+                "compared with the undefended target.",
             },
         ],
         "figures": figures,
@@ -288,8 +293,10 @@ def run_stealing_audit(
             "query_pool": len(query_data),
         },
         "caveats": [
-            f"Quick preset: {p.surrogate} surrogate, {p.train_images} surrogate training images per run, RDA with Q=2 views; one seed (see docs/benchmarks/stealing.md for 3 seeds).",
-            "Centred cosine subtracts each encoder's mean embedding; plain cosine is inflated for non-negative (post-ReLU) features.",
+            f"Preset {preset_name}: {p.surrogate} surrogate, {p.train_images} surrogate training images per run, "
+            "RDA with Q=2 views; one seed (see docs/benchmarks/stealing.md for 3 seeds).",
+            "Centred cosine subtracts each encoder's mean embedding; plain cosine is inflated for non-negative "
+            "(post-ReLU) features.",
             *skipped,
         ],
     }

@@ -135,7 +135,7 @@ def run_sweep(
     methods: Sequence[str] = ("conventional", "stolenencoder", "contsteal", "rda"),
     budgets: Sequence[int] = (500, 5_000),
     seeds: Sequence[int] = (0, 1, 2),
-    preset: str = "quick",
+    preset: str | StealingPreset = "quick",
     eval_config: StealEvalConfig | None = None,
     on_row: Any = None,
     progress: bool | None = False,
@@ -144,7 +144,7 @@ def run_sweep(
 
     ``on_row(row)`` is called after each run (e.g. to append it to a JSONL file).
     """
-    p = STEALING_PRESETS[preset]
+    p = STEALING_PRESETS[preset] if isinstance(preset, str) else preset
     ec = eval_config or StealEvalConfig(max_train=p.eval_max_train, max_test=p.eval_max_test)
     cache = FeatureCache()
     rows = []

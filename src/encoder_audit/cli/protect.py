@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--craft-size", type=int, default=None, help="side of the crafted noise (default: surrogate input)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty OUT")
     add_common(p, data=False)
+    for action in p._actions:
+        if action.dest == "out":
+            action.help = "folder to write the protected PNGs and the manifest to (required; not inside FOLDER)"
     p.set_defaults(func=run)
 
 

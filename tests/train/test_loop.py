@@ -127,3 +127,21 @@ def test_cli_sigint_saves_state_and_resume_finishes(tmp_path: Path) -> None:
     assert (out / "encoder.safetensors").is_file()
     epochs = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line]
     assert len(epochs) == 6
+
+
+def test_every_epoch_trains_in_train_mode_even_after_an_eval_callback(data) -> None:
+    modes: list[bool] = []
+
+    class Recorder(SimCLR):
+        def forward(self, images, labels, generator):  # type: ignore[override]
+            modes.append(self.training)
+            return super().forward(images, labels, generator)
+
+    fit(
+        _objective(Recorder),
+        data.subset(range(64)),
+        TrainConfig(epochs=2, batch_size=32),
+        progress=False,
+        on_epoch_end=lambda epoch, objective: objective.eval(),
+    )
+    assert modes == [True] * 4

@@ -139,9 +139,6 @@ def test_moco_objective_lowers_its_loss() -> None:
     assert sum(losses[-4:]) < sum(frozen[-4:]) - 0.4
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError, reason="MoCo._enqueue cannot take a batch larger than the queue (train/moco.py)"
-)
 def test_moco_batch_larger_than_queue() -> None:
     torch.set_num_threads(1)
     net = create_encoder("cnn-small", in_channels=1, image_size=16, width=8)

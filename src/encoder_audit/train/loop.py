@@ -236,10 +236,10 @@ def fit(
     )
     t_start = time.perf_counter()
     images_seen = 0
-    objective.train()
     try:
         with _StopFlag() as flag:
             for epoch in range(start_epoch, c.epochs):
+                objective.train()  # an on_epoch_end callback may have switched to eval
                 perm = torch.randperm(
                     len(dataset), generator=torch.Generator().manual_seed(derive_seed(c.seed, "order", epoch))
                 )

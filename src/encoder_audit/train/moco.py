@@ -117,7 +117,8 @@ class MoCo(Objective):
         size = self.queue.shape[0]
         ptr = int(self.queue_ptr)
         idx = (torch.arange(keys.shape[0], device=keys.device) + ptr) % size
-        self.queue[idx] = keys[-size:] if keys.shape[0] > size else keys
+        # a batch larger than the queue: only its newest `size` keys survive, at distinct slots
+        self.queue[idx[-size:]] = keys[-size:]
         self.queue_ptr.fill_((ptr + keys.shape[0]) % size)
 
     @torch.no_grad()

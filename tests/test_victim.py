@@ -192,3 +192,25 @@ def test_threads_racing_for_a_budget_get_exactly_the_budget() -> None:
     assert not any(t.is_alive() for t in pool)
     assert sum(served) == budget == q.images == fake.served
     assert sum(calls) == q.calls
+
+
+def test_query_counter_refunds_a_call_whose_encoder_fails() -> None:
+    class Flaky:
+        input_shape, embedding_dim = (1, 4, 4), 2
+
+        def __init__(self) -> None:
+            self.fail = True
+
+        def embed(self, x):
+            if self.fail:
+                raise RuntimeError("backend down")
+            return torch.zeros(len(x), 2)
+
+    enc = Flaky()
+    q = QueryCounter(enc, budget=4)
+    with pytest.raises(RuntimeError, match="backend down"):
+        q.embed(torch.zeros(3, 1, 4, 4))
+    assert (q.images, q.calls, q.remaining) == (0, 0, 4)
+    enc.fail = False
+    q.embed(torch.zeros(4, 1, 4, 4))
+    assert (q.images, q.calls, q.remaining) == (4, 1, 0)

@@ -167,7 +167,13 @@ class QueryCounter:
                 raise BudgetExhausted(self.images, self.budget, n)
             self.images += n
             self.calls += 1
-        return self.encoder.embed(images)
+        try:
+            return self.encoder.embed(images)
+        except BaseException:  # nothing was served: nothing is charged
+            with self._lock:
+                self.images -= n
+                self.calls -= 1
+            raise
 
     def usage(self) -> dict[str, int | None]:
         """``{"query_images", "api_calls", "budget"}``: the same keys every result reports."""

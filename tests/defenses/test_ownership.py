@@ -9,22 +9,6 @@ from encoder_audit.data import create_dataset
 from encoder_audit.defenses.ownership import OwnershipConfig, dataset_inference
 
 
-class Memorizer:
-    """Embeds an image by its soft similarity to a memorised image bank (an overfit encoder)."""
-
-    def __init__(self, bank: torch.Tensor, bandwidth: float = 2.0) -> None:
-        self.bank = bank.flatten(1)
-        self.bandwidth = bandwidth
-        self.input_shape = tuple(bank.shape[1:])
-        g = torch.Generator().manual_seed(0)
-        self.proj = torch.randn(self.bank.shape[0], 16, generator=g)
-        self.embedding_dim = 16
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        d = torch.cdist(x.flatten(1), self.bank)
-        return torch.softmax(-d / self.bandwidth * 10, dim=1) @ self.proj
-
-
 class RandomProjection:
     def __init__(self, shape) -> None:
         self.input_shape = shape
@@ -33,6 +17,21 @@ class RandomProjection:
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x.flatten(1) @ self.w / 4)
+
+
+class Memorizer(RandomProjection):
+    """An overfit encoder: images it trained on (the bank) collapse onto a few tight clusters."""
+
+    def __init__(self, bank: torch.Tensor) -> None:
+        super().__init__(tuple(bank.shape[1:]))
+        self.bank = bank.flatten(1)
+        self.centres = 3 * torch.randn(5, 16, generator=torch.Generator().manual_seed(2))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        d = torch.cdist(x.flatten(1), self.bank)
+        dmin, idx = d.min(dim=1)
+        strength = torch.exp(-dmin / 0.5)[:, None]  # 1 for memorised images, ~0 for unseen ones
+        return super().embed(x) + strength * self.centres[idx % 5]
 
 
 def test_dataset_inference_flags_memorizer_not_independent() -> None:

@@ -112,3 +112,10 @@ def run(args: argparse.Namespace) -> int:
     level = "warning" if args.quiet else ("info" if args.verbose else "warning")
     uvicorn.run(app, host=args.host, port=args.port, log_level=level, access_log=bool(args.verbose))
     return 0
+
+
+def registries() -> list[tuple[str, dict[str, str]]]:
+    """Output defenses, listed by ``encoder-audit info`` (``serve --defense NAME:KEY=VALUE``)."""
+    from ..defenses import DEFENSES
+
+    return [("output defenses (serve --defense)", DEFENSES.describe())]

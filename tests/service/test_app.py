@@ -71,6 +71,14 @@ def test_multipart_and_png_of_mixed_sizes(tmp_path):
         r = c.post("/v1/embeddings", data={"image": "text"}, files={"x": ("x", b"1")}, headers=auth())
         assert r.status_code == 422
         assert c.get("/v1/usage", headers=auth()).json()["used"] == 2
+        many = [("image", (f"{i}.png", png_bytes(g), "image/png")) for i in range(40)]  # max_batch is 16
+        r = c.post("/v1/embeddings", files=many, headers=auth())
+        assert r.status_code == 413 and r.json()["error"] == "batch_too_large"
+        r = c.post(
+            "/v1/embeddings", content=b"--x\r\nbroken", headers={**auth(), "Content-Type": "multipart/form-data"}
+        )
+        assert r.status_code == 400
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 2
 
 
 def test_auth_401_and_never_an_embedding(tmp_path):

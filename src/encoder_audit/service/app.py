@@ -355,8 +355,15 @@ async def _multipart_images(request: Request, limits: Limits, max_part: int) -> 
     try:
         n = limits.max_batch
         form = await request.form(max_files=n + 1, max_fields=n + 16, max_part_size=max_part)
-    except StarletteHTTPException:
-        raise
+    except StarletteHTTPException as exc:  # raised by Starlette's multipart parser
+        detail = str(exc.detail)
+        if "Too many" in detail:
+            raise ApiError(
+                413, "batch_too_large", f"multipart body: {detail}; the limit is {n} images", limit=n
+            ) from None
+        if "maximum size" in detail:
+            raise ApiError(413, "payload_too_large", f"multipart body: {detail}", limit=max_part) from None
+        raise ApiError(400, "bad_multipart", f"could not parse the multipart body: {detail}") from None
     except Exception as exc:
         raise ApiError(400, "bad_multipart", f"could not parse the multipart body: {exc}") from None
     blobs: list[bytes] = []

@@ -125,6 +125,20 @@ def _utility(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch
     return {"knn": knn, "linear": lin}
 
 
+def _agreement_head(features: torch.Tensor, labels: torch.Tensor, seed: int) -> Any:
+    """Multinomial logistic regression on unit-norm features, without standardisation (C = 10)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=10.0, max_iter=1000, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        head.fit(features.numpy(), labels.numpy())
+    return head
+
+
 def evaluate_stealing(
     surrogate: Encoder,
     target: Encoder,
@@ -171,11 +185,13 @@ def evaluate_stealing(
                 random_init, name, lambda a=r_tr, b=r_te, ya=ytr, yb=yte: _utility(a, ya, b, yb, c)
             )
         row.update(fidelity(s_te, t_te, c.dim_match))
-        # Agreement: a head fitted on the target's (dimension-matched) features, applied to the surrogate's.
+        # Agreement: a head fitted on the target's (dimension-matched, L2-normalised) features, applied to the
+        # surrogate's. No per-feature standardisation: the target's near-constant coordinates would amplify
+        # small surrogate errors without bound.
         d = s_tr.shape[1]
-        head = fit_linear_probe(F.normalize(match_dim(t_tr, d, c.dim_match), dim=1), ytr, seed=c.seed)
-        t_pred = head.predict(F.normalize(match_dim(t_te, d, c.dim_match), dim=1))
-        s_pred = head.predict(s_te)
+        head = _agreement_head(F.normalize(match_dim(t_tr, d, c.dim_match), dim=1), ytr, c.seed)
+        t_pred = head.predict(F.normalize(match_dim(t_te, d, c.dim_match), dim=1).numpy())
+        s_pred = head.predict(s_te.numpy())
         row["agreement"] = float((t_pred == s_pred).mean())
         row["n_train"], row["n_test"] = len(train), len(test)
         out[name] = row

@@ -37,7 +37,7 @@ def _snapshots(folder: Path) -> dict[int, Path]:
     return {int(p.stem[5:]): p for p in sorted(folder.glob("epoch*.safetensors"))}
 
 
-def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | None) -> None:
+def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | None, full_at: int | None) -> None:
     ds = create_dataset("fashion-mnist", "train")
     test = create_dataset("fashion-mnist", "test")
     down_train = ds.subset(np.arange(0, 60000, 30))  # 2,000 images for kNN / linear probes
@@ -56,7 +56,7 @@ def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | N
     snaps_t, snaps_s = _snapshots(out / f"{kind}_{k}"), _snapshots(out / f"{kind}_{s}")
     available = sorted(set(snaps_t) & set(snaps_s))
     todo = [e for e in (epochs or available) if e in available]
-    final = RECIPES[kind].epochs
+    final = full_at or RECIPES[kind].epochs
     rows = []
     for epoch in todo:
         victim = load_encoder(snaps_t[epoch])
@@ -114,6 +114,8 @@ def merge(out: Path, figures: Path | None) -> None:
             t["rows"].sort(key=lambda r: r["epoch"])
         if not trials:
             continue
+        last = max(t["rows"][-1]["epoch"] for t in trials)
+        trials = [t for t in trials if t["rows"][-1]["epoch"] == last]  # only complete trials
         final = [t["rows"][-1] for t in trials]
         attacks = list(final[0]["metrics"])
         table = {}
@@ -136,22 +138,24 @@ def merge(out: Path, figures: Path | None) -> None:
             "timing": [f["usage"]["timing"] for f in final],
         }
         if figures is not None and kind == "overfit":
-            z = np.load(out / f"scores_{kind}_0.npz")
+            z = np.load(out / f"scores_{kind}_{trials[0]['trial']}.npz")
             curves = {a: (z[f"{a}/scores"], z["labels"]) for a in attacks}
             plot_roc(
                 curves,
                 figures / "membership_roc.png",
                 title=f"overfit cnn-small SimCLR target, trial 0 ({trials[0]['members']} members)",
             )
-            epochs = [r["epoch"] for r in trials[0]["rows"]]
+            by_epoch = [{r["epoch"]: r for r in t["rows"]} for t in trials]
+            epochs = sorted(set.intersection(*(set(b) for b in by_epoch)))
             mean_rows = []
-            for i, e in enumerate(epochs):
-                row = {"epoch": e}
+            for e in epochs:
+                rs = [b[e] for b in by_epoch]
+                row = {"epoch": e, "trials": len(rs)}
                 for key in ("knn", "linear"):
-                    row[key] = float(np.mean([t["rows"][i][key] for t in trials]))
+                    row[key] = float(np.mean([r[key] for r in rs]))
                 for a in SWEEP_ATTACKS:
-                    for m in ("auc", "accuracy"):
-                        row[f"{a}/{m}"] = float(np.mean([t["rows"][i]["metrics"][a][m] for t in trials]))
+                    for m in ("auc", "accuracy", "tpr_at_1pct_fpr"):
+                        row[f"{a}/{m}"] = float(np.mean([r["metrics"][a][m] for r in rs]))
                 mean_rows.append(row)
             plot_tradeoff(
                 mean_rows,
@@ -171,6 +175,7 @@ def main() -> None:
     ap.add_argument("--trial", type=int, default=0)
     ap.add_argument("--epochs", default=None, help="comma-separated checkpoints (default: all available)")
     ap.add_argument("--max-eval", type=int, default=500)
+    ap.add_argument("--full-at", type=int, default=None, help="checkpoint that runs every attack (default: last)")
     ap.add_argument("--merge", action="store_true")
     ap.add_argument("--figures", type=Path, default=None)
     args = ap.parse_args()
@@ -179,7 +184,7 @@ def main() -> None:
         merge(args.out, args.figures)
     else:
         epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
-        run_trial(args.out, args.kind, args.trial, args.max_eval, epochs)
+        run_trial(args.out, args.kind, args.trial, args.max_eval, epochs, args.full_at)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PYTHON) -m encoder_audit pretrain --preset quick
+	$(PYTHON) -m encoder_audit audit
 
 test: $(STAMP)
 	$(PYTHON) -m ruff check src tests benchmarks

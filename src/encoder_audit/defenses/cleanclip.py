@@ -34,7 +34,7 @@ from ..train.objective import register_objective
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CleanCLIPConfig", "CleanCLIPObjective", "cleanclip_finetune", "eda_variants"]
+__all__ = ["CleanCLIPConfig", "CleanCLIPObjective", "cleanclip_finetune", "cleanclip_loss", "eda_variants"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,22 @@ def eda_variants(caption: str, n: int, rng: np.random.Generator, p: float = 0.1)
     return out
 
 
+def cleanclip_loss(
+    i: torch.Tensor,
+    t: torch.Tensor,
+    i_aug: torch.Tensor,
+    t_aug: torch.Tensor,
+    scale: torch.Tensor | float,
+    lambda_clip: float = 1.0,
+    lambda_inmodal: float = 1.0,
+) -> torch.Tensor:
+    """``lambda_clip * CLIP(I, T) + lambda_inmodal * (CE(s I I~^T) + CE(s T T~^T)) / 2`` (normalised inputs)."""
+    i, t, i_aug, t_aug = (F.normalize(z, dim=-1) for z in (i, t, i_aug, t_aug))
+    target = torch.arange(i.shape[0], device=i.device)
+    inmodal = 0.5 * (F.cross_entropy(scale * i @ i_aug.T, target) + F.cross_entropy(scale * t @ t_aug.T, target))
+    return lambda_clip * clip_loss(i, t, scale) + lambda_inmodal * inmodal
+
+
 class CleanCLIPObjective(CLIPObjective):
     """CLIP loss plus CleanCLIP's in-modal terms; ``aug_tokens`` is (N, V, L) augmented captions."""
 
@@ -118,10 +134,7 @@ class CleanCLIPObjective(CLIPObjective):
         tok = torch.cat([self.tokens[labels], self.aug_tokens[labels, pick]])
         z_txt = self.model.encode_text(tok)
         t, t_aug = z_txt[:b], z_txt[b:]
-        s = self.model.scale()
-        target = torch.arange(b, device=images.device)
-        inmodal = 0.5 * (F.cross_entropy(s * i @ i_aug.T, target) + F.cross_entropy(s * t @ t_aug.T, target))
-        return c.lambda_clip * clip_loss(i, t, s) + c.lambda_inmodal * inmodal
+        return cleanclip_loss(i, t, i_aug, t_aug, self.model.scale(), c.lambda_clip, c.lambda_inmodal)
 
 
 def cleanclip_finetune(

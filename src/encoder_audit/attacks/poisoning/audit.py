@@ -27,15 +27,16 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PRESETS", "run_poisoning_audit"]
 
-# quick: three trainings of ~310 Adam steps each (2000 pairs, batch 64, 10 epochs, cnn-small width 16).
+# quick: three trainings of ~500 Adam steps each (1000 pairs, batch 64, 30 epochs, cnn-small width 16); the
+# long-training regime in which targeted poisoning succeeds with a handful of poisons (docs/benchmarks/poisoning.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "experiment": ClipExperimentConfig(),
-        "levels": [(0, 0), (8, 50), (64, 200)],
+        "experiment": ClipExperimentConfig(train_size=1000, epochs=30),
+        "levels": [(0, 0), (2, 10), (8, 30)],
         "badencoder": BadEncoderConfig(shadow_size=2000, epochs=2),
     },
     "full": {
-        "experiment": ClipExperimentConfig(train_size=5000, epochs=12),
+        "experiment": ClipExperimentConfig(train_size=2000, epochs=40),
         "levels": [(0, 0), (1, 10), (2, 25), (4, 50), (8, 100), (16, 200), (64, 400)],
         "badencoder": BadEncoderConfig(shadow_size=10000, epochs=10),
     },

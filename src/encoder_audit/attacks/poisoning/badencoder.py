@@ -39,7 +39,7 @@ from .trigger import Trigger
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadEncoder", "BadEncoderConfig", "evaluate_badencoder"]
+__all__ = ["BadEncoder", "BadEncoderConfig", "badencoder_loss", "evaluate_badencoder", "reference_images"]
 
 
 def _default_trigger() -> Trigger:
@@ -85,6 +85,35 @@ class BadEncoderConfig:
             raise ValueError("lr must be positive and lambdas >= 0")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+
+
+def badencoder_loss(
+    z_x: torch.Tensor,
+    z_t: torch.Tensor,
+    z_r: torch.Tensor,
+    z_ra: torch.Tensor,
+    f_x: torch.Tensor,
+    f_r: torch.Tensor,
+    lambda1: float = 1.0,
+    lambda2: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BadEncoder's L = L0 + lambda1 L1 + lambda2 L2 on L2-normalised embeddings.
+
+    Args:
+        z_x: f'(x) of shadow images (B, D).
+        z_t: f'(x + e) of the same images with the trigger (B, D).
+        z_r: f'(x_j) of the references (R, D).
+        z_ra: f'(aug(x_j)) of augmented references (R, D).
+        f_x: f(x), clean encoder (B, D).
+        f_r: f(x_j), clean encoder (R, D).
+
+    Returns:
+        (L, L0, L1, L2).
+    """
+    l0 = -(z_t @ z_r.T).mean()
+    l1 = -(z_ra * f_r).sum(1).mean()
+    l2 = -(z_x * f_x).sum(1).mean()
+    return l0 + lambda1 * l1 + lambda2 * l2, l0, l1, l2
 
 
 class BadEncoder:
@@ -156,16 +185,13 @@ class BadEncoder:
                 z = F.normalize(bad(torch.cat([x, xt, refs, views(refs, g)])), dim=1)
                 b, r = len(x), len(refs)
                 z_x, z_t, z_r, z_ra = z[:b], z[b : 2 * b], z[2 * b : 2 * b + r], z[2 * b + r :]
-                l0 = -(z_t @ z_r.T).mean()
-                l1 = -(z_ra * ref_clean).sum(1).mean()
-                l2 = -(z_x * fx_clean).sum(1).mean()
-                loss = l0 + c.lambda1 * l1 + c.lambda2 * l2
+                loss, l0, l1, l2 = badencoder_loss(z_x, z_t, z_r, z_ra, fx_clean, ref_clean, c.lambda1, c.lambda2)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sums += [float(v.detach()) for v in (loss, l0, l1, l2)]
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             rec = dict(zip(("loss", "l0", "l1", "l2"), (sums / steps).round(4).tolist()))
             self.history.append({"epoch": epoch + 1, **rec})
             log.info("BadEncoder epoch %d: %s", epoch + 1, rec)

@@ -50,6 +50,7 @@ class ClipExperimentConfig:
         lr: Adam learning rate (cosine schedule).
         image_encoder: image-tower architecture.
         image_width: image-tower width (16 = a quarter of cnn-small's cost).
+        text_layers: text Transformer layers (0 = embeddings + mean pooling only).
         targets: targeted (image, label) trials per run.
         caption_source: ``templates`` or ``corpus`` captions for the poisons.
         backdoor_target: y' of the backdoor (class index).
@@ -64,6 +65,7 @@ class ClipExperimentConfig:
     lr: float = 3e-3
     image_encoder: str = "cnn-small"
     image_width: int = 16
+    text_layers: int = 1
     targets: int = 8
     caption_source: str = "templates"
     backdoor_target: int = 0
@@ -83,7 +85,7 @@ class ClipExperimentConfig:
         )
 
     def clip_config(self) -> CLIPTrainConfig:
-        return CLIPTrainConfig(image_width=self.image_width)
+        return CLIPTrainConfig(image_width=self.image_width, text_layers=self.text_layers)
 
 
 @dataclass

@@ -1,0 +1,98 @@
+"""CleanCLIP loss against a naive reference, EDA, fine-tuning; the poisoned-pair detector's scoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from encoder_audit.data import create_dataset
+from encoder_audit.data.captions import make_paired
+from encoder_audit.defenses.cleanclip import CleanCLIPConfig, cleanclip_finetune, cleanclip_loss, eda_variants
+from encoder_audit.defenses.poison_detector import DetectorConfig, detection_metrics, filter_pairs, score_pairs
+from encoder_audit.models.clip import CLIPConfig, build_clip
+from encoder_audit.train import TrainConfig
+from encoder_audit.train.clip import build_tokenizer
+
+
+def naive_ce(anchor: torch.Tensor, keys: torch.Tensor, s: float) -> float:
+    total = 0.0
+    for a in range(len(anchor)):
+        logits = [s * float(anchor[a] @ keys[b]) for b in range(len(keys))]
+        total += -logits[a] + math.log(sum(math.exp(v) for v in logits))
+    return total / len(anchor)
+
+
+def test_cleanclip_loss_matches_naive_reference() -> None:
+    g = torch.Generator().manual_seed(0)
+    i, t, ia, ta = (F.normalize(torch.randn(6, 5, generator=g), dim=1) for _ in range(4))
+    s = 4.0
+    clip = 0.5 * (naive_ce(i, t, s) + naive_ce(t, i, s))
+    inmodal = 0.5 * (naive_ce(i, ia, s) + naive_ce(t, ta, s))
+    assert float(cleanclip_loss(i, t, ia, ta, s, 1.0, 1.0)) == pytest.approx(clip + inmodal, abs=1e-5)
+    assert float(cleanclip_loss(i, t, ia, ta, s, 0.3, 2.0)) == pytest.approx(0.3 * clip + 2 * inmodal, abs=1e-5)
+
+
+def test_eda_variants_are_seeded_and_keep_content() -> None:
+    rng = np.random.default_rng(0)
+    v = eda_variants("a photo of a sneaker on a plain background.", 6, rng, 0.1)
+    assert len(v) == 6 and len(set(v)) > 1
+    assert v == eda_variants("a photo of a sneaker on a plain background.", 6, np.random.default_rng(0), 0.1)
+    assert all(len(x.split()) >= 3 for x in v)
+
+
+def test_cleanclip_finetune_changes_a_copy() -> None:
+    ds = create_dataset("synthetic", "train", n=64, classes=4)
+    pairs = make_paired(ds, seed=0)
+    model = build_clip(
+        build_tokenizer(pairs), in_channels=1, image_size=28, config=CLIPConfig(image_width=8, embed_dim=16)
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tuned = cleanclip_finetune(
+        model,
+        pairs,
+        config=CleanCLIPConfig(),
+        train=TrainConfig(epochs=1, batch_size=32, checkpoint_every=0),
+        progress=False,
+    )
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
+    assert not tuned.training
+
+
+def test_detector_metrics_and_filter() -> None:
+    scores = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.05, 0.95, 0.4, 0.1, 0.2])
+    poison = np.zeros(10, dtype=bool)
+    poison[[1, 3, 6]] = True
+    m = detection_metrics(scores, poison, remove_fraction=0.3)
+    assert m["auroc"] == 1.0 and m["recall_at_flagged"] == 1.0 and m["precision_at_flagged"] == 1.0
+    shuffled = detection_metrics(np.arange(10, dtype=float), poison, 0.3)
+    assert shuffled["auroc"] < 1.0
+    ds = create_dataset("synthetic", "train", n=10)
+    kept, rows = filter_pairs(make_paired(ds), scores, 0.3)
+    assert len(kept) == 7 and not set(rows) & {1, 3, 6}
+    with pytest.raises(ValueError):
+        DetectorConfig(method="magic")
+
+
+def test_density_score_flags_duplicated_images() -> None:
+    ds = create_dataset("synthetic", "train", n=60, classes=4)
+    pairs = make_paired(ds, seed=0)
+    dup = ds.images.clone()
+    dup[50:] = dup[0]  # ten copies of one image: a targeted-poisoning signature
+    from encoder_audit.data import ImageDataset
+    from encoder_audit.data.captions import PairedDataset
+
+    pairs = PairedDataset(ImageDataset(dup, ds.labels, ds.info), pairs.captions)
+    model = build_clip(
+        build_tokenizer(pairs), in_channels=1, image_size=28, config=CLIPConfig(image_width=8, embed_dim=16)
+    )
+    scores = score_pairs(model, pairs, DetectorConfig(method="density", k=5))
+    truth = np.zeros(60, dtype=bool)
+    truth[50:] = True
+    assert detection_metrics(scores, truth, 10 / 60)["recall_at_flagged"] >= 0.9
+    sim = score_pairs(model, pairs, DetectorConfig(method="similarity"))
+    assert sim.shape == (60,) and np.isfinite(sim).all()

@@ -309,7 +309,8 @@ class UnlearnableClusters(Protection):
                 ep_loss.append(float(loss.detach()))
             history.append(sum(ep_loss) / len(ep_loss))
             bar.update(1)
-        gen.eval()
+        # The input is one fixed sigma, so train-mode batch norm is deterministic: return exactly the function
+        # that was optimised (eval-mode running statistics lag behind and shrink an under-trained output).
         with torch.no_grad():
             return gen().detach(), history
 

@@ -29,7 +29,7 @@ def test_run_stealing_audit_contract(tmp_path) -> None:
     out = run_stealing_audit(victim, pool, ev, tmp_path, preset=tiny, budgets=(20, 40), defenses=("round:decimals=1",))
     assert set(out) >= {"headline", "verdict", "tables", "figures", "costs", "config", "caveats"}
     assert out["verdict"] in {"high", "medium", "low"}
-    assert out["costs"]["query_images"] == 20 + 20 + 40 + 40 + 40  # rda + stolenencoder at 2 budgets, 1 defended rda
+    assert out["costs"]["query_images"] == 20 + 20 + 40 + 40 + 40  # rda + conventional at 2 budgets, 1 defended rda
     for t in out["tables"]:
         assert set(t) == {"title", "columns", "rows", "note"} and all(len(r) == len(t["columns"]) for r in t["rows"])
     assert all((tmp_path / "stealing_budget.png").is_file() for _ in out["figures"])

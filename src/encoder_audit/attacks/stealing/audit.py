@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["defense_cost", "run_stealing_audit"]
 
-# The baseline run beside RDA: StolenEncoder was the strongest baseline at matched query images in
+# The baseline run beside RDA: Conventional was the strongest baseline at matched query images in
 # docs/benchmarks/stealing.md (chosen offline from that benchmark, never from this run's test data).
-BASELINE = "stolenencoder"
+BASELINE = "conventional"
 
 
 def defense_cost(

@@ -84,8 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dataset", default="fashion-mnist", help="shadow + downstream dataset")
     b.add_argument("--target-label", type=int, default=0)
     b.add_argument("--references", type=int, default=3, help="reference inputs of the target class")
-    b.add_argument("--shadow-size", type=int, default=5000)
-    b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--shadow-size", type=int, default=2000)
+    b.add_argument("--epochs", type=int, default=8)
+    b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--lr", type=float, default=1e-3)
     b.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     b.add_argument("--trigger-size", type=int, default=9)
@@ -104,12 +105,19 @@ def _trigger(args: argparse.Namespace, fixed_default: tuple[int, int] = (-5, -5)
     return Trigger(size=size, pattern=args.trigger_pattern, placement=getattr(args, "placement", "fixed"), position=pos)
 
 
+def _plain(config: Any) -> dict[str, Any]:
+    """A (nested) config dataclass as plain JSON/YAML types."""
+    import dataclasses
+    import json
+
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
 def run_clip(args: argparse.Namespace) -> int:
     import torch
 
     from ..attacks.poisoning.experiment import ClipExperimentConfig, clean_pairs, run_defenses, run_poisoned_clip
     from ..attacks.poisoning.plots import plot_backdoor, plot_targeted
-    from ..config import config_to_dict
     from ..data import create_dataset
     from ..data.captions import make_paired
     from ..runs import RunDir, seed_everything
@@ -139,7 +147,7 @@ def run_clip(args: argparse.Namespace) -> int:
             "command": "poison clip",
             "attack": args.attack,
             "counts": counts,
-            "experiment": config_to_dict(cfg),
+            "experiment": _plain(cfg),
             "defenses": args.defense,
             "seed": args.seed,
         }
@@ -212,7 +220,6 @@ def run_clip(args: argparse.Namespace) -> int:
 def run_badencoder(args: argparse.Namespace) -> int:
     from ..attacks.poisoning.badencoder import BadEncoder, BadEncoderConfig, evaluate_badencoder, reference_images
     from ..attacks.poisoning.trigger import Trigger
-    from ..config import config_to_dict
     from ..data import create_dataset
     from ..models.checkpoint import load_encoder_net, save_encoder
     from ..runs import RunDir, seed_everything
@@ -226,6 +233,7 @@ def run_badencoder(args: argparse.Namespace) -> int:
         trigger=trigger,
         shadow_size=args.shadow_size,
         epochs=args.epochs,
+        batch_size=args.batch_size,
         lr=args.lr,
         optimizer=args.optimizer,
     )
@@ -237,7 +245,7 @@ def run_badencoder(args: argparse.Namespace) -> int:
         raise ValueError(f"victim expects {net.input_shape} images, {args.dataset} has {tuple(train.images.shape[1:])}")
     if not 0 <= args.target_label < train.info.num_classes:
         raise ValueError(f"--target-label must be in [0, {train.info.num_classes})")
-    run_dir.save_config({"command": "poison badencoder", "victim": str(args.victim), "config": config_to_dict(cfg)})
+    run_dir.save_config({"command": "poison badencoder", "victim": str(args.victim), "config": _plain(cfg)})
     run_dir.save_env(args.seed, args.deterministic)
     emit(f"run directory: {run_dir.path}")
     refs, ref_rows = reference_images(train, args.target_label, args.references, seed=args.seed)
@@ -246,7 +254,7 @@ def run_badencoder(args: argparse.Namespace) -> int:
     save_encoder(
         run_dir.file("encoder.safetensors"),
         bad,
-        training={"method": "badencoder", "victim": str(args.victim), **config_to_dict(cfg)},
+        training={"method": "badencoder", "victim": str(args.victim), **_plain(cfg)},
         extra={
             "backdoor": {"trigger": trigger.to_dict(), "target_label": args.target_label, "reference_rows": ref_rows}
         },

@@ -33,12 +33,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "experiment": ClipExperimentConfig(train_size=1000, epochs=30),
         "levels": [(0, 0), (2, 10), (8, 30)],
-        "badencoder": BadEncoderConfig(shadow_size=2000, epochs=2),
+        "badencoder": BadEncoderConfig(shadow_size=2000, epochs=8, batch_size=64),
     },
     "full": {
         "experiment": ClipExperimentConfig(train_size=2000, epochs=40),
         "levels": [(0, 0), (1, 10), (2, 25), (4, 50), (8, 100), (16, 200), (64, 400)],
-        "badencoder": BadEncoderConfig(shadow_size=10000, epochs=10),
+        "badencoder": BadEncoderConfig(shadow_size=10000, epochs=20, batch_size=128),
     },
 }
 

@@ -56,9 +56,10 @@ class BadEncoderConfig:
         target_label: target class of the downstream task.
         references: reference inputs of the target class (the paper's CIFAR experiments use one per task).
         trigger: the patch (default: scaled BadEncoder white square, fixed bottom-right).
-        shadow_size: shadow images used (paper: all 50 000 CIFAR-10 training images).
-        epochs: fine-tuning epochs (paper: 200; 3 at CPU scale).
-        batch_size: paper 256.
+        shadow_size: shadow images used (paper: all 50 000 CIFAR-10 training images; 2000 at CPU scale).
+        epochs: fine-tuning epochs (paper: 200; 8 at CPU scale, ~250 steps, measured in
+            docs/benchmarks/poisoning.md).
+        batch_size: paper 256 (64 here, for more steps per CPU second).
         lr: paper: SGD lr 1e-3, momentum 0.9, weight decay 5e-4.
         optimizer: ``sgd`` (paper) or ``adam`` (faster convergence in few epochs).
         lambda1: weight of L1 (paper 1).
@@ -69,9 +70,9 @@ class BadEncoderConfig:
     target_label: int = 0
     references: int = 3
     trigger: Trigger = field(default_factory=_default_trigger)
-    shadow_size: int = 5000
-    epochs: int = 3
-    batch_size: int = 256
+    shadow_size: int = 2000
+    epochs: int = 8
+    batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
     lambda1: float = 1.0

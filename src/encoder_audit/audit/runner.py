@@ -25,7 +25,7 @@ from ..data import create_dataset
 from ..io import atomic_write_json
 from ..report import build_report, normalise_section
 from ..runs import RunDir, derive_seed, environment
-from ..victim import Encoder, load_encoder
+from ..victim import Encoder, LocalEncoder, load_encoder
 from .plan import AuditConfig, AuditData, prepare_data
 
 log = logging.getLogger(__name__)
@@ -209,16 +209,40 @@ def stage_poisoning(ctx: AuditContext) -> dict[str, Any]:
 
 
 def stage_protection(ctx: AuditContext) -> dict[str, Any]:
-    from ..attacks.unlearnable.audit import run_protection_audit
+    """Unlearnable Clusters crafted with the victim as surrogate (a data owner's worst-case knowledge).
 
-    return run_protection_audit(
+    Crafting needs gradients, so a victim behind an API is replaced by the data owner's own surrogate:
+    a SimCLR encoder of the same kind pre-trained on the shadow split.
+    """
+    from ..attacks.unlearnable.audit import run_protection_audit
+    from ..train import TrainConfig, pretrain
+
+    victim = ctx.victim()
+    surrogate: Encoder = victim
+    note = None
+    if not isinstance(victim, LocalEncoder):
+        result = pretrain(
+            ctx.data.shadow,
+            method="simclr",
+            encoder=ctx.config.victim_encoder,
+            train=TrainConfig(epochs=5, batch_size=256, lr=2e-3, seed=ctx.seed("surrogate")),
+            progress=ctx.progress,
+        )
+        surrogate = LocalEncoder(result.objective.encoder)
+        note = (
+            "The victim is not differentiable from here (remote); the surrogate is SimCLR trained on the shadow split."
+        )
+    section = run_protection_audit(
         ctx.data.train,
         ctx.data.test,
         ctx.stage_dir("protection"),
-        surrogate=ctx.victim(),
+        surrogate=surrogate,
         preset=ctx.config.preset,
         seed=ctx.seed("protection"),
     )
+    if note:
+        section.setdefault("caveats", []).append(note)
+    return section
 
 
 STAGES: dict[str, tuple[str, Callable[[AuditContext], dict[str, Any]]]] = {

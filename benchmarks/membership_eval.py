@@ -146,10 +146,10 @@ def merge(out: Path, figures: Path | None) -> None:
                 title=f"overfit cnn-small SimCLR target, trial 0 ({trials[0]['members']} members)",
             )
             by_epoch = [{r["epoch"]: r for r in t["rows"]} for t in trials]
-            epochs = sorted(set.intersection(*(set(b) for b in by_epoch)))
+            epochs = sorted(set.union(*(set(b) for b in by_epoch)))
             mean_rows = []
             for e in epochs:
-                rs = [b[e] for b in by_epoch]
+                rs = [b[e] for b in by_epoch if e in b]
                 row = {"epoch": e, "trials": len(rs)}
                 for key in ("knn", "linear"):
                     row[key] = float(np.mean([r[key] for r in rs]))

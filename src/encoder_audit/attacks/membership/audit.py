@@ -52,8 +52,9 @@ class AuditPreset:
 
 
 PRESETS: dict[str, AuditPreset] = {
-    # About 2 CPU minutes: a cnn-small SimCLR shadow on 64 images for 200 epochs (the "overfit" target
-    # recipe, stopped earlier), 500 + 500 images scored. Pass ``shadow_recipe`` to mirror a known target.
+    # Sized for minutes on an idle 2-core CPU (not measured: the shared machine was saturated): a cnn-small
+    # SimCLR shadow on 64 images for 200 epochs, 500 + 500 images scored. Pass ``shadow_recipe`` to mirror
+    # a known target's recipe.
     "quick": AuditPreset(
         shadow=TargetRecipe(members=64, epochs=200, batch_size=32, lr=2e-3, temperature=0.2),
         reference=300,

@@ -285,7 +285,7 @@ def run_stealing_audit(
             "wall_seconds": round(time.perf_counter() - t0, 1),
         },
         "config": {
-            "preset": preset,
+            "preset": preset_name,
             "seed": seed,
             "budgets": list(budgets),
             "defenses": list(defenses),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from encoder_audit.attacks.stealing.audit import run_stealing_audit
@@ -13,6 +14,7 @@ from encoder_audit.models import create_encoder
 from encoder_audit.victim import LocalEncoder
 
 
+@pytest.mark.slow  # ~17 s on a loaded 2-core machine; run with --runslow
 def test_run_stealing_audit_contract(tmp_path) -> None:
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -154,8 +154,8 @@ def stage_victim(ctx: AuditContext) -> dict[str, Any]:
         "caveats": []
         if not trained_here
         else [
-            "The victim is trained on a small member set for many epochs, so that it memorizes its training "
-            "data as the encoders in the membership-inference literature do; it is weaker than a production encoder."
+            "The victim is trained on a small member set for many epochs, the setting in which the "
+            "membership-inference literature finds leakage; it is weaker than a production encoder."
         ],
     }
 

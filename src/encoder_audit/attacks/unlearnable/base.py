@@ -25,6 +25,7 @@ import torch
 
 from ...data.base import ImageDataset
 from ...registry import Registry
+from ...victim import Encoder
 
 __all__ = [
     "PROTECTIONS",
@@ -195,6 +196,31 @@ class Protection:
         self, dataset: ImageDataset, *, progress: bool | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
         raise NotImplementedError
+
+
+class LabelBasedProtection(Protection):
+    """Base of the label-based baselines (EM, TAP, LSP): crafted from the protector's own labels.
+
+    The labels are the dataset's true ones, or K-means clusters of the surrogate's embeddings in
+    label-agnostic mode (``config.label_source == "clusters"``), so the labels the noise was crafted with
+    can differ from the ones a trainer later uses.
+    """
+
+    config_class: type = object
+
+    def __init__(self, config: Any = None, *, surrogate: Encoder | None = None, **_: Any) -> None:
+        self.config = config or self.config_class()
+        self.surrogate = surrogate
+
+    def _labels(self, dataset: ImageDataset) -> tuple[torch.Tensor, int]:
+        """The protector's labels of ``dataset`` and their number of classes."""
+        from ...runs import derive_seed
+        from .clustering import protector_labels
+
+        c = self.config
+        return protector_labels(
+            dataset, c.label_source, encoder=self.surrogate, k=c.label_clusters, seed=derive_seed(c.seed, "labels")
+        )
 
 
 PROTECTIONS: Registry[Protection] = Registry("protection")

@@ -27,9 +27,14 @@ from tqdm.auto import tqdm
 
 from ...data.base import ImageDataset
 from ...runs import derive_seed
-from ...victim import Encoder
-from .base import Norm, Protection, apply_perturbation, project, register_protection, steepest_direction
-from .clustering import protector_labels
+from .base import (
+    LabelBasedProtection,
+    Norm,
+    apply_perturbation,
+    project,
+    register_protection,
+    steepest_direction,
+)
 from .shadow import make_classifier, train_steps
 
 __all__ = ["EMConfig", "ErrorMinimizingNoise"]
@@ -84,22 +89,18 @@ class EMConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
-class ErrorMinimizingNoise(Protection):
+class ErrorMinimizingNoise(LabelBasedProtection):
     """EM unlearnable examples (sample-wise or class-wise)."""
 
     name = "em"
 
-    def __init__(self, config: EMConfig | None = None, *, surrogate: Encoder | None = None, **_: Any) -> None:
-        self.config = config or EMConfig()
-        self.surrogate = surrogate
+    config_class = EMConfig
 
     def _protect(
         self, dataset: ImageDataset, *, progress: bool | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
         c = self.config
-        labels, k = protector_labels(
-            dataset, c.label_source, encoder=self.surrogate, k=c.label_clusters, seed=derive_seed(c.seed, "labels")
-        )
+        labels, k = self._labels(dataset)
         n = len(dataset)
         x_all = dataset.float_images()
         model = make_classifier(dataset.info, k, arch=c.arch, seed=derive_seed(c.seed, "shadow"))

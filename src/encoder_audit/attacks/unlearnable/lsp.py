@@ -24,9 +24,7 @@ import torch.nn.functional as F
 
 from ...data.base import ImageDataset
 from ...runs import derive_seed
-from ...victim import Encoder
-from .base import Protection, apply_perturbation, project, register_protection
-from .clustering import protector_labels
+from .base import LabelBasedProtection, apply_perturbation, project, register_protection
 
 __all__ = ["LSPConfig", "LinearlySeparablePatches"]
 
@@ -60,22 +58,18 @@ class LSPConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
-class LinearlySeparablePatches(Protection):
+class LinearlySeparablePatches(LabelBasedProtection):
     """LSP: class-wise linearly separable patch noise (L2-bounded)."""
 
     name = "lsp"
 
-    def __init__(self, config: LSPConfig | None = None, *, surrogate: Encoder | None = None, **_: Any) -> None:
-        self.config = config or LSPConfig()
-        self.surrogate = surrogate
+    config_class = LSPConfig
 
     def _protect(
         self, dataset: ImageDataset, *, progress: bool | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
         c = self.config
-        labels, k = protector_labels(
-            dataset, c.label_source, encoder=self.surrogate, k=c.label_clusters, seed=derive_seed(c.seed, "labels")
-        )
+        labels, k = self._labels(dataset)
         n, ch, h, w = dataset.images.shape
         feats = c.grid * c.grid * ch
         g = torch.Generator().manual_seed(derive_seed(c.seed, "lsp"))

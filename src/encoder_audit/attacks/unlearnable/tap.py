@@ -25,9 +25,14 @@ from tqdm.auto import tqdm
 from ...augment import ops
 from ...data.base import ImageDataset
 from ...runs import derive_seed
-from ...victim import Encoder
-from .base import Norm, Protection, apply_perturbation, project, register_protection, steepest_direction
-from .clustering import protector_labels
+from .base import (
+    LabelBasedProtection,
+    Norm,
+    apply_perturbation,
+    project,
+    register_protection,
+    steepest_direction,
+)
 from .shadow import make_classifier, train_steps
 
 __all__ = ["TAPConfig", "TargetedAdversarialPoisoning"]
@@ -76,22 +81,18 @@ class TAPConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
-class TargetedAdversarialPoisoning(Protection):
+class TargetedAdversarialPoisoning(LabelBasedProtection):
     """TAP: class-targeted adversarial poisons (labels shifted by one)."""
 
     name = "tap"
 
-    def __init__(self, config: TAPConfig | None = None, *, surrogate: Encoder | None = None, **_: Any) -> None:
-        self.config = config or TAPConfig()
-        self.surrogate = surrogate
+    config_class = TAPConfig
 
     def _protect(
         self, dataset: ImageDataset, *, progress: bool | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
         c = self.config
-        labels, k = protector_labels(
-            dataset, c.label_source, encoder=self.surrogate, k=c.label_clusters, seed=derive_seed(c.seed, "labels")
-        )
+        labels, k = self._labels(dataset)
         if c.label_offset % k == 0:
             raise ValueError(f"label_offset {c.label_offset} maps every class to itself for {k} classes")
         n = len(dataset)

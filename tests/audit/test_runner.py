@@ -58,4 +58,6 @@ def test_victim_stage_trains_evaluates_reports_and_resumes(tmp_path: Path, monke
     assert "the attack exploded" in again["sections"]["stealing"]["headline"]
     assert "RuntimeError" in (tmp_path / "run" / "stealing-error.log").read_text()
     assert not (tmp_path / "run" / "stages" / "stealing.json").exists()  # a failed stage is retried on resume
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["kind"] == "audit"
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["kind"] == "audit"
+    assert saved["wall_time_s"] == pytest.approx(sum(saved["stage_seconds"].values()), abs=0.11)

@@ -273,11 +273,9 @@ def _write_results(
         "sections": sections,
         "environment": environment(ctx.config.seed),
     }
-    ctx.run.save_results(results, kind="audit")
-    path = ctx.run.file("results.json")
-    data = json.loads(path.read_text())
-    data["wall_time_s"] = round(sum(seconds.values()), 1) if seconds else round(time.perf_counter() - t0, 1)
-    atomic_write_json(path, data)
+    # wall time of the audit = its stages' time, so a resumed run reports the whole audit, not the last session
+    results["wall_time_s"] = round(sum(seconds.values()), 1) if seconds else round(time.perf_counter() - t0, 1)
+    ctx.run.save_results(results, kind="audit")  # results' wall_time_s overrides the RunDir's own
     build_report(ctx.run.path)
 
 

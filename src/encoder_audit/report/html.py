@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .markdown import ordered_sections
+from .markdown import ordered_sections, seeds_label, seeds_line
 from .schema import VERDICTS, format_cell
 
 CSS = """
@@ -72,6 +72,8 @@ def render_html(results: dict[str, Any], run_dir: Path) -> str:
     if victim.get("name"):
         sub = f"{victim['name']} — {sub}"
     parts.append(f"<p class='sub'>{e(sub)}</p>")
+    if seeds_line(results):
+        parts.append(f"<p class='sub'>{e(seeds_line(results))}</p>")
     cards = []
     for key, sec in ordered_sections(results):
         if key == "victim":
@@ -111,7 +113,7 @@ def render_html(results: dict[str, Any], run_dir: Path) -> str:
     env = results.get("environment", {})
     parts.append(
         f"<footer>encoder-audit {e(str(env.get('encoder_audit', '')))} · torch {e(str(env.get('torch', '')))} · "
-        f"seed {e(str(env.get('seed', '')))} · wall time {e(format_cell(results.get('wall_time_s')))} s</footer>"
+        f"{e(seeds_label(results, env))} · wall time {e(format_cell(results.get('wall_time_s')))} s</footer>"
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -26,6 +26,25 @@ def _table(t: dict[str, Any]) -> list[str]:
     return out
 
 
+def seeds_label(results: dict[str, Any], meta: dict[str, Any]) -> str:
+    seeds = results.get("seeds") or meta.get("seeds")
+    if isinstance(seeds, list) and len(seeds) > 1:
+        return "seeds " + ", ".join(str(s) for s in seeds)
+    return f"seed {meta.get('seed')}"
+
+
+def seeds_line(results: dict[str, Any]) -> str:
+    """``""`` for a one-seed run, else which seeds the tables average and each seed's wall time."""
+    per_seed = results.get("per_seed") or {}
+    if len(per_seed) < 2:
+        return ""
+    walls = ", ".join(f"seed {s}: {format_cell(v.get('wall_time_s'))} s" for s, v in per_seed.items())
+    return (
+        f"Every audit ran with {len(per_seed)} seeds ({', '.join(per_seed)}); tables show mean ± sample std over "
+        f"the seeds and headlines the mean. Wall time per seed: {walls}."
+    )
+
+
 def ordered_sections(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     sections = results.get("sections", {})
     keys = [k for k in SECTION_ORDER if k in sections] + [k for k in sections if k not in SECTION_ORDER]
@@ -39,6 +58,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     if victim:
         lines.append(f"Victim: **{victim.get('name', '?')}** — {victim.get('description', '')}")
         lines.append("")
+    if seeds_line(results):
+        lines += [seeds_line(results), ""]
     lines += ["## Summary", "", "| | risk | finding |", "|---|---|---|"]
     for _key, sec in ordered_sections(results):
         if _key == "victim":
@@ -78,7 +99,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "## Run",
             "",
             f"encoder-audit {meta.get('encoder_audit')} · torch {meta.get('torch')} · "
-            f"seed {meta.get('seed')} · {meta.get('cpu_count')} CPU cores · "
+            f"{seeds_label(results, meta)} · {meta.get('cpu_count')} CPU cores · "
             f"wall time {format_cell(results.get('wall_time_s'))} s",
             "",
         ]

@@ -14,7 +14,11 @@ Each audit contributes one section::
     }
 
 Rows may also be dictionaries keyed by column name. Cells are numbers or strings; a cell that is a
-``{"mean": m, "std": s}`` mapping renders as ``m ± s``.
+``{"mean": m, "std": s}`` mapping renders as ``m ± s`` (optional keys: ``decimals`` to write both
+with, ``suffix`` such as ``"%"`` written after them, ``n`` values averaged out of ``of`` seeds).
+
+A run with several seeds keeps each seed's sections under ``per_seed`` and their aggregate (see
+:mod:`.aggregate`) under ``sections``.
 """
 
 from __future__ import annotations
@@ -102,8 +106,16 @@ def format_cell(value: Any) -> str:
     """Human formatting: floats in [0, 1] as percentages only when the column says so is left to callers;
     here floats get 4 significant digits, ``{"mean","std"}`` becomes ``m ± s``."""
     if isinstance(value, dict) and "mean" in value:
+        decimals, suffix = value.get("decimals"), value.get("suffix", "")
+
+        def num(x: Any) -> str:
+            return f"{x:,.{decimals}f}" if decimals is not None and isinstance(x, (int, float)) else format_cell(x)
+
         std = value.get("std")
-        return f"{format_cell(value['mean'])} ± {format_cell(std)}" if std is not None else format_cell(value["mean"])
+        text = f"{num(value['mean'])} ± {num(std)}" if std is not None else num(value["mean"])
+        if value.get("of") and value.get("n") is not None and value["n"] < value["of"]:
+            suffix += f" (n={value['n']})"
+        return text + suffix
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

@@ -77,3 +77,79 @@ def test_run_suite_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     stamp = cells[0].stat().st_mtime_ns
     assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     assert cells[0].stat().st_mtime_ns == stamp  # finished cells are not run again
+
+
+SCRIPT = """
+import argparse, json, pathlib
+ap = argparse.ArgumentParser()
+ap.add_argument("--seed", type=int)
+ap.add_argument("--scale", type=float)
+ap.add_argument("--input")
+ap.add_argument("--out", type=pathlib.Path)
+a = ap.parse_args()
+base = float(pathlib.Path(a.input).read_text())
+if a.seed == 99:
+    raise SystemExit(3)
+with a.out.open("a") as f:  # appends, like the benchmark scripts: a re-run must not duplicate rows
+    f.write(json.dumps({"seed": a.seed, "value": base + a.scale * a.seed}) + "\\n")
+"""
+
+REPORT = """
+import json, sys
+rows = [json.loads(line) for path in sys.argv[1:] for line in open(path)]
+print("| seed | value |")
+for r in sorted(rows, key=lambda r: r["seed"]):
+    print(f"| {r['seed']} | {r['value']} |")
+"""
+
+
+def test_script_suite_setup_cells_report_and_resume(tmp_path: Path, capsys) -> None:
+    (tmp_path / "bench.py").write_text(SCRIPT)
+    (tmp_path / "report.py").write_text(REPORT)
+    made = tmp_path / "prepared.txt"
+    (tmp_path / "prep.py").write_text("import pathlib, sys\npathlib.Path(sys.argv[1]).write_text('10')\n")
+    prep = f"python {tmp_path / 'prep.py'} {made}"
+    text = f"""
+name: bench
+script: {tmp_path / "bench.py"}
+setup:
+  - run: {prep}
+    creates: {made}
+base: {{scale: 0.5, input: {made}}}
+grid: {{seed: [0, 1, 2]}}
+output: rows.jsonl
+report: python {tmp_path / "report.py"} {{outputs}}
+"""
+    path = write_suite(tmp_path, text)
+    suite = Suite.load(path)
+    assert cell_argv(suite, {"seed": 1}, Path("c"))[-2:] == ["--out", str(Path("c") / "rows.jsonl")]
+    runs = tmp_path / "runs"
+    assert main(["run", str(path), "--runs-dir", str(runs), "--jobs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0 | 10.0 |" in out and "| 2 | 11.0 |" in out
+    assert (runs / "suite-bench" / "report.md").read_text().count("\n") == 4
+    # a cell that died half-way is re-run from scratch: its partial output is not kept
+    cell = runs / "suite-bench" / "cells" / "seed=1"
+    (cell / "done.json").unlink()
+    made.write_text("20")  # setup is skipped (its output exists), so the edited value is used
+    assert main(["run", str(path), "--runs-dir", str(runs), "--no-progress"]) == 0
+    assert (cell / "rows.jsonl").read_text().count("\n") == 1
+    assert "| 1 | 20.5 |" in capsys.readouterr().out
+    assert main(["run", "--collect", str(runs / "suite-bench")]) == 0
+    assert "| 1 | 20.5 |" in capsys.readouterr().out
+
+
+def test_script_suite_failures_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "bench.py").write_text(SCRIPT)
+    (tmp_path / "in.txt").write_text("1")
+    text = f"name: bad\nscript: {tmp_path / 'bench.py'}\nbase: {{scale: 1, input: {tmp_path / 'in.txt'}}}\n"
+    path = write_suite(tmp_path, text + "grid: {seed: [1, 99]}\n")
+    with pytest.raises(RuntimeError, match="1 of 2 cells failed: seed=99"):
+        run_suite(Suite.load(path), tmp_path / "runs", progress=False)
+    assert (tmp_path / "runs" / "suite-bad" / "cells" / "seed=1" / "done.json").is_file()
+    assert not (tmp_path / "runs" / "suite-bad" / "cells" / "seed=99" / "done.json").exists()
+    bad_setup = write_suite(tmp_path, text + "setup: ['python -c \"raise SystemExit(4)\"']\n")
+    with pytest.raises(RuntimeError, match="setup step 0 failed"):
+        run_suite(Suite.load(bad_setup), tmp_path / "runs", progress=False)
+    with pytest.raises(ValueError, match="exactly one of"):
+        Suite.load(write_suite(tmp_path, "name: x\ncommand: pretrain\nscript: a.py\n"))

@@ -1,4 +1,4 @@
-"""Experiment suites: a grid of ``encoder-audit`` commands declared in YAML, run, sharded, collected.
+"""Experiment suites: a grid of commands declared in YAML, run, sharded, collected.
 
 A suite file::
 
@@ -13,10 +13,29 @@ A suite file::
       linear: evaluation.fashion-mnist.encoder.linear
 
 Each cell runs ``encoder-audit COMMAND --opt value ... --out SUITE_DIR/cells/<cell>`` in its own
-process. A cell whose ``results.json`` exists is skipped, so an interrupted suite resumes by running
-it again. ``jobs`` cells run at once; ``shard=(i, n)`` runs only cells ``i, i+n, i+2n, ...`` so a grid
-spreads over machines or a scheduler's array jobs; :func:`collect` merges the cells of one or more
-suite directories into a table, averaging over ``seed`` (mean ± std).
+process. A finished cell is skipped, so an interrupted suite resumes by running it again. ``jobs``
+cells run at once; ``shard=(i, n)`` runs only cells ``i, i+n, i+2n, ...`` so a grid spreads
+over machines or a scheduler's array jobs; :func:`collect` merges the cells of one or more suite
+directories into a table, averaging over ``seed`` (mean ± std).
+
+A suite may instead run a Python **script** per cell (the benchmark scripts under ``benchmarks/``),
+prepare shared inputs once (``setup``) and turn all cells' outputs into tables and figures
+(``report``)::
+
+    name: stealing-budgets
+    script: benchmarks/stealing_sweep.py       # run with this Python, from the current directory
+    setup:                                     # in order, before any cell; skipped when `creates` exists
+      - run: encoder-audit pretrain --preset quick --out runs/victim --no-progress
+        creates: runs/victim/encoder.safetensors
+    base: {victim: runs/victim/encoder.safetensors}
+    grid: {seed: [0, 1, 2]}
+    output: rows.jsonl                         # each cell gets --out CELL/rows.jsonl
+    report: python benchmarks/stealing_report.py --rows {outputs} --figure {suite_dir}/budget.png
+
+In ``run``/``report`` strings, ``encoder-audit`` and ``python`` mean this interpreter, ``{outputs}``
+expands to the output file of every finished cell and ``{suite_dir}`` to the suite directory; the
+report's standard output is saved as ``SUITE_DIR/report.md``. A cell is finished once it exited 0
+(``done.json`` in its directory); an unfinished cell's old output is removed before it runs again.
 """
 
 from __future__ import annotations
@@ -27,9 +46,11 @@ import itertools
 import json
 import logging
 import re
+import shlex
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,22 +64,42 @@ from .io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
+SUITE_KEYS = {"name", "command", "script", "setup", "base", "grid", "metrics", "output", "report"}
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """A command run once before the cells; skipped when ``creates`` (a path) already exists."""
+
+    run: str
+    creates: str | None = None
+
 
 @dataclass(frozen=True)
 class Suite:
     """A parsed suite file."""
 
     name: str
-    command: str
+    command: str = ""
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
+    script: str = ""
+    setup: tuple[SetupStep, ...] = ()
+    output: str = "results.json"
+    report: str = ""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"suite name must be letters, digits, '.', '_' or '-', got {self.name!r}")
-        if not self.command or not re.fullmatch(r"[a-z-]+( [a-z-]+)?", self.command):
+        if bool(self.command) == bool(self.script):
+            raise ValueError("a suite needs exactly one of 'command' (encoder-audit) or 'script' (a .py file)")
+        if self.command and not re.fullmatch(r"[a-z-]+( [a-z-]+)?", self.command):
             raise ValueError(f"suite command must be an encoder-audit command, got {self.command!r}")
+        if self.script and not self.script.endswith(".py"):
+            raise ValueError(f"suite script must be a .py file, got {self.script!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.output):
+            raise ValueError(f"suite output must be a file name, got {self.output!r}")
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"grid entry {key!r} must be a non-empty list")
@@ -66,18 +107,58 @@ class Suite:
     @classmethod
     def load(cls, path: str | Path) -> Suite:
         data = load_yaml(path)
-        unknown = set(data) - {"name", "command", "base", "grid", "metrics"}
+        unknown = set(data) - SUITE_KEYS
         if unknown:
             raise ValueError(f"{path}: unknown suite keys {sorted(unknown)}")
-        if "command" not in data:
-            raise ValueError(f"{path}: a suite needs a 'command'")
+        if "command" not in data and "script" not in data:
+            raise ValueError(f"{path}: a suite needs a 'command' or a 'script'")
+        steps = []
+        for step in data.get("setup") or []:
+            if isinstance(step, str):
+                step = {"run": step}
+            if not isinstance(step, dict) or set(step) - {"run", "creates"} or "run" not in step:
+                raise ValueError(f"{path}: each setup step is a command or {{run: ..., creates: ...}}")
+            steps.append(SetupStep(str(step["run"]), None if step.get("creates") is None else str(step["creates"])))
         return cls(
             name=str(data.get("name", Path(path).stem)),
-            command=str(data["command"]),
+            command=str(data.get("command") or ""),
+            script=str(data.get("script") or ""),
+            setup=tuple(steps),
             base=dict(data.get("base") or {}),
             grid={k: list(v) if isinstance(v, list) else v for k, v in (data.get("grid") or {}).items()},
             metrics={str(k): str(v) for k, v in (data.get("metrics") or {}).items()},
+            output=str(data.get("output") or "results.json"),
+            report=str(data.get("report") or ""),
         )
+
+    @classmethod
+    def load_meta(cls, suite_dir: str | Path) -> Suite:
+        """The suite recorded in a suite directory's ``suite.json``.
+
+        Raises:
+            ValueError: not a suite directory.
+        """
+        path = Path(suite_dir) / "suite.json"
+        if not path.is_file():
+            raise ValueError(f"{suite_dir} is not a suite directory (no suite.json)")
+        data = json.loads(path.read_text())
+        steps = tuple(SetupStep(s["run"], s.get("creates")) for s in data.get("setup") or [])
+        fields = {k: v for k, v in data.items() if k in SUITE_KEYS and k != "setup"}
+        return cls(**{**fields, "setup": steps})
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``suite.json`` records (enough for :func:`collect` and :func:`run_report`)."""
+        return {
+            "name": self.name,
+            "command": self.command,
+            "script": self.script,
+            "setup": [{"run": s.run, "creates": s.creates} for s in self.setup],
+            "base": self.base,
+            "grid": self.grid,
+            "metrics": self.metrics,
+            "output": self.output,
+            "report": self.report,
+        }
 
     def cells(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in a stable order."""
@@ -93,9 +174,29 @@ def cell_id(params: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9=,._-]+", "_", text)
 
 
+def command_argv(text: str, **fields: list[str] | str) -> list[str]:
+    """Split a ``setup``/``report`` command; ``encoder-audit``/``python`` become this interpreter.
+
+    A word ``{name}`` is replaced by ``fields[name]`` (a list expands to several words).
+    """
+    words = shlex.split(text)
+    if not words:
+        raise ValueError("empty command in suite")
+    head = {"encoder-audit": [sys.executable, "-m", "encoder_audit"], "python": [sys.executable]}.get(words[0])
+    argv = head if head is not None else [words[0]]
+    for word in words[1:]:
+        key = word[1:-1] if word.startswith("{") and word.endswith("}") else None
+        if key is not None and key in fields:
+            value = fields[key]
+            argv += value if isinstance(value, list) else [value]
+        else:
+            argv.append(word.format(**{k: v for k, v in fields.items() if isinstance(v, str)}) if "{" in word else word)
+    return argv
+
+
 def cell_argv(suite: Suite, params: dict[str, Any], out: Path) -> list[str]:
-    """The ``encoder-audit`` argument list of one cell."""
-    argv = suite.command.split()
+    """The argument list of one cell (after ``encoder-audit`` or ``python``)."""
+    argv = [suite.script] if suite.script else suite.command.split()
     for key, value in {**suite.base, **params}.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:
@@ -107,7 +208,32 @@ def cell_argv(suite: Suite, params: dict[str, Any], out: Path) -> list[str]:
                 argv += [flag, str(v)]
         else:
             argv += [flag, str(value)]
-    return [*argv, "--out", str(out)]
+    return [*argv, "--out", str(out / suite.output if suite.script else out)]
+
+
+def cell_done(suite: Suite, cell_dir: Path) -> bool:
+    """Whether a cell has finished (``done.json``; for command suites also a legacy ``results.json``)."""
+    return (cell_dir / "done.json").is_file() or (not suite.script and (cell_dir / "results.json").is_file())
+
+
+def run_setup(suite: Suite, suite_dir: Path) -> None:
+    """Run the suite's setup steps whose ``creates`` path does not exist yet (logs in ``setup-<i>.log``).
+
+    Raises:
+        RuntimeError: a step exited non-zero or did not create what it promised.
+    """
+    for i, step in enumerate(suite.setup):
+        if step.creates and Path(step.creates).exists():
+            log.info("setup %d: %s exists, skipped", i, step.creates)
+            continue
+        argv = command_argv(step.run, suite_dir=str(suite_dir))
+        log.info("setup %d: %s", i, step.run)
+        with open(suite_dir / f"setup-{i}.log", "w") as logf:
+            code = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            raise RuntimeError(f"setup step {i} failed (exit {code}); see {suite_dir / f'setup-{i}.log'}")
+        if step.creates and not Path(step.creates).exists():
+            raise RuntimeError(f"setup step {i} finished but did not create {step.creates}")
 
 
 def run_suite(
@@ -133,29 +259,34 @@ def run_suite(
     suite_dir = Path(root) / f"suite-{suite.name}"
     cells_dir = suite_dir / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        suite_dir / "suite.json",
-        {
-            "name": suite.name,
-            "command": suite.command,
-            "base": suite.base,
-            "grid": suite.grid,
-            "metrics": suite.metrics,
-        },
-    )
+    atomic_write_json(suite_dir / "suite.json", suite.to_dict())
     mine = [p for i, p in enumerate(suite.cells()) if i % count == index]
-    todo = [p for p in mine if not (cells_dir / cell_id(p) / "results.json").is_file()]
+    todo = [p for p in mine if not cell_done(suite, cells_dir / cell_id(p))]
     log.info("suite %s: %d cells in this shard, %d to run", suite.name, len(mine), len(todo))
+    prefix = [sys.executable] if suite.script else [sys.executable, "-m", "encoder_audit"]
     if dry_run:
+        for step in suite.setup:
+            log.info("setup: %s", step.run)
         for p in todo:
-            log.info("would run: encoder-audit %s", " ".join(cell_argv(suite, p, cells_dir / cell_id(p))))
+            log.info("would run: %s", shlex.join([*prefix, *cell_argv(suite, p, cells_dir / cell_id(p))]))
         return suite_dir
+    run_setup(suite, suite_dir)
 
     def run_cell(params: dict[str, Any]) -> tuple[str, int]:
         cid = cell_id(params)
-        argv = [sys.executable, "-m", "encoder_audit", *cell_argv(suite, params, cells_dir / cid)]
+        cell_dir = cells_dir / cid
+        if suite.script:  # scripts may append to their output: start unfinished cells afresh
+            cell_dir.mkdir(exist_ok=True)
+            (cell_dir / suite.output).unlink(missing_ok=True)
+        argv = [*prefix, *cell_argv(suite, params, cell_dir)]
+        start = time.perf_counter()
         with open(cells_dir / f"{cid}.log", "w") as logf:
             code = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT).returncode
+        if code == 0:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(
+                cell_dir / "done.json", {"argv": argv[1:], "seconds": round(time.perf_counter() - start, 1)}
+            )
         return cid, code
 
     failed = []
@@ -184,6 +315,40 @@ def _lookup(obj: Any, dotted: str) -> Any:
         else:
             return None
     return obj
+
+
+def suite_outputs(suite_dirs: Iterable[str | Path]) -> list[Path]:
+    """The output file of every finished cell of the given suite directories, in a stable order."""
+    outputs: list[Path] = []
+    for d in map(Path, suite_dirs):
+        meta = json.loads((d / "suite.json").read_text())
+        name = meta.get("output") or "results.json"
+        outputs += [p.parent / name for p in sorted((d / "cells").glob("*/done.json")) if (p.parent / name).exists()]
+    return outputs
+
+
+def run_report(suite_dirs: Iterable[str | Path]) -> Path | None:
+    """Run the ``report`` command of a suite over all finished cells; its stdout goes to ``report.md``.
+
+    Returns:
+        the report path, or None when the suite declares no report.
+
+    Raises:
+        ValueError: no finished cells. RuntimeError: the report command failed.
+    """
+    dirs = [Path(d) for d in suite_dirs]
+    meta = json.loads((dirs[0] / "suite.json").read_text())
+    if not meta.get("report"):
+        return None
+    outputs = suite_outputs(dirs)
+    if not outputs:
+        raise ValueError(f"no finished cells in {', '.join(map(str, dirs))}")
+    argv = command_argv(meta["report"], outputs=[str(p) for p in outputs], suite_dir=str(dirs[0]))
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"report command failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    atomic_write_text(dirs[0] / "report.md", proc.stdout)
+    return dirs[0] / "report.md"
 
 
 def collect(suite_dirs: Iterable[str | Path], out: str | Path | None = None) -> tuple[list[str], list[list[Any]]]:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..suite import Suite, collect, run_suite
+from ..suite import Suite, collect, run_report, run_suite
 from .common import HelpFormatter, emit, progress
 
 EPILOG = """examples:
   encoder-audit run suites/quick-pretrain.yaml --jobs 2
+  encoder-audit run suites/stealing-budgets.yaml --jobs 2         # a benchmark suite: cells, then its report
   encoder-audit run suites/stealing-budgets.yaml --shard 0/4        # on machine/array task 0 of 4
   encoder-audit run --collect runs/suite-stealing-budgets            # merge finished cells into a table
   sbatch --array=0-3 --wrap 'encoder-audit run suite.yaml --shard $SLURM_ARRAY_TASK_ID/4'
 
-Cells that already have results.json are skipped, so re-running a suite resumes it.
+Finished cells are skipped, so re-running a suite resumes it. Suites that declare a report (the
+benchmark suites under suites/) write report.md (tables) and their figures when all cells are done.
 """
 
 
@@ -53,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.suite:
         raise ValueError("give a suite YAML file (or suite directories with --collect)")
     if args.collect:
-        _, rows = collect(args.suite, args.out)
-        target = args.out or args.suite[0]
-        emit((Path(target) / "table.md").read_text())
-        emit(f"{len(rows)} rows written to {target}/table.md, table.csv, table.json")
+        _finish(list(args.suite), args.out)
         return 0
     if len(args.suite) != 1:
         raise ValueError("run one suite file at a time")
@@ -67,7 +66,20 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     if args.shard[1] == 1:
-        collect([suite_dir])
-        emit((suite_dir / "table.md").read_text())
+        _finish([suite_dir], None)
     emit(f"suite directory: {suite_dir}")
     return 0
+
+
+def _finish(dirs: list[Path], out: Path | None) -> None:
+    """Merge finished cells: the metrics table (if the suite has metrics) and the report (if it has one)."""
+    meta = Suite.load_meta(dirs[0])
+    if meta.metrics:
+        _, rows = collect(dirs, out)
+        target = out or dirs[0]
+        emit((Path(target) / "table.md").read_text())
+        emit(f"{len(rows)} rows written to {target}/table.md, table.csv, table.json")
+    report = run_report(dirs)
+    if report is not None:
+        emit(report.read_text())
+        emit(f"report written to {report}")

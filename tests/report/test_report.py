@@ -57,3 +57,23 @@ def test_markdown_summary_lists_every_risk_once(report_run: Path) -> None:
     summary = md.split("## Summary")[1].split("## ")[0]
     assert summary.count("Encoder stealing") == 1 and summary.count("Membership inference") == 1
     assert "Encoder under audit" not in summary
+
+
+def test_two_seed_results_json_renders_mean_and_std(report_run: Path) -> None:
+    results = json.loads((report_run / "results.json").read_text())
+    stealing = results["sections"]["stealing"]
+    per_seed = {}
+    for seed, knn, headline in [("0", "0.700", "95%"), ("1", "0.800", "85%")]:
+        sec = json.loads(json.dumps(stealing))
+        sec["headline"] = f"RDA copies {headline} of the victim's kNN accuracy with 2,500 queries."
+        sec["tables"][0]["rows"] = [["rda", 2500, knn], ["contsteal", 250000, "0.500"]]
+        per_seed[seed] = {"sections": {"victim": results["sections"]["victim"], "stealing": sec}, "wall_time_s": 60.0}
+    del results["sections"]  # the aggregate is rebuilt from the seeds alone
+    results.update(per_seed=per_seed, seeds=[0, 1])
+    (report_run / "results.json").write_text(json.dumps(results))
+    md_path, html_path = build_report(report_run)
+    md, page = md_path.read_text(), html_path.read_text()
+    assert "| rda | 2,500 | 0.750 ± 0.071 |" in md and "| contsteal | 250,000 | 0.500 |" in md
+    assert "RDA copies 90% of the victim's kNN accuracy with 2,500 queries (mean of 2 seeds)." in md
+    assert "<td>0.750 ± 0.071</td>" in page and "seeds 0, 1" in page
+    assert page.count("data:image/png;base64,") == 1  # the first seed's figure

@@ -10,7 +10,7 @@ overlap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,10 @@ class AuditConfig:
 
     Attributes:
         preset: ``quick`` (CPU, about 10 minutes) or ``paper`` (GPU scale).
-        seed: seed of the whole run (each stage derives its own).
+        seeds: the audit runs once per seed (each stage derives its own seed from it) and the report
+            shows mean ± std over them; default ``(0,)``. Non-empty, unique, non-negative.
+        seed: the first of ``seeds``, kept for configurations written before ``seeds`` existed: give
+            either one (``seed: 3`` means ``seeds: [3]``); both must agree if both are given.
         dataset: the data the victim was (or is) trained on; the audits draw from its training split.
         eval_datasets: labelled datasets for downstream evaluation of stolen encoders.
         sections: which audits to run.
@@ -42,7 +45,8 @@ class AuditConfig:
     """
 
     preset: Literal["quick", "paper"] = "quick"
-    seed: int = 0
+    seeds: tuple[int, ...] | None = None
+    seed: int | None = None
     dataset: str = "fashion-mnist"
     eval_datasets: tuple[str, ...] = ("fashion-mnist", "digits")
     sections: tuple[str, ...] = SECTIONS
@@ -56,6 +60,17 @@ class AuditConfig:
     members_known: bool = False
 
     def __post_init__(self) -> None:
+        seeds = (0 if self.seed is None else self.seed,) if self.seeds is None else tuple(self.seeds)
+        if not seeds:
+            raise ValueError("seeds must name at least one seed")
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be unique, got {list(seeds)}")
+        if self.seed is not None and self.seed != seeds[0]:
+            raise ValueError(f"seed {self.seed} disagrees with seeds {list(seeds)}: give only seeds")
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "seed", seeds[0])
         unknown = set(self.sections) - set(SECTIONS)
         if unknown:
             raise ValueError(f"unknown audit section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
@@ -85,7 +100,7 @@ def config_for(preset: str, **overrides: Any) -> AuditConfig:
     """The preset's config with ``overrides`` applied."""
     if preset not in AUDIT_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(AUDIT_PRESETS)}")
-    return replace(AuditConfig(preset=preset, **AUDIT_PRESETS[preset]), **overrides)  # type: ignore[arg-type]
+    return AuditConfig(**{"preset": preset, **AUDIT_PRESETS[preset], **overrides})
 
 
 @dataclass
@@ -101,8 +116,10 @@ class AuditData:
     manifest: SplitManifest
 
 
-def prepare_data(config: AuditConfig, *, root: Path | None = None, manifest_path: Path | None = None) -> AuditData:
-    """Load the dataset and draw (or reload) the disjoint splits.
+def prepare_data(
+    config: AuditConfig, *, root: Path | None = None, manifest_path: Path | None = None, seed: int | None = None
+) -> AuditData:
+    """Load the dataset and draw (or reload) the disjoint splits (drawn with ``seed``, default ``config.seed``).
 
     Raises:
         ValueError: the splits need more images than the training split has.
@@ -118,7 +135,7 @@ def prepare_data(config: AuditConfig, *, root: Path | None = None, manifest_path
             "shadow": config.shadow,
             "queries": config.queries,
         }
-        manifest = make_splits(train, sizes, seed=config.seed)
+        manifest = make_splits(train, sizes, seed=config.seed if seed is None else seed)
         if manifest_path is not None:
             manifest.save(manifest_path)
     return AuditData(

@@ -1,10 +1,19 @@
-"""Run the audit stage by stage; a finished stage is stored and skipped when the run is resumed.
+"""Run the audit stage by stage, once per seed; a finished stage is stored and skipped when the run is resumed.
 
 Stages (in order): ``victim`` (load the given encoder, or train the embedded default on the member
 split), then one stage per audit section. Each stage's section is written to
 ``stages/<name>.json`` as soon as it finishes; ``results.json``, ``report.md`` and ``report.html`` are
 rebuilt after every stage, so an interrupted audit still leaves a readable report of what it did.
 A stage that raises is recorded as ``failed`` (with the error) and the audit goes on.
+
+With one seed everything lives in the run directory itself. With several, seed ``s`` has its own
+directory ``seeds/<s>/`` (its ``stages/``, splits, default victim, figures and error logs), and runs
+exactly what a one-seed audit with seed ``s`` would; the seeds run one after the other. A given
+victim is the same encoder for every seed (evaluated once, with the first seed); the embedded default
+is trained again per seed. A split manifest given with ``--splits`` (``RUN/splits.json``) is shared by
+every seed; otherwise each seed draws its own. ``results.json`` keeps each seed's sections under
+``per_seed`` and their mean ± std (:func:`~encoder_audit.report.aggregate.aggregate_sections`) under
+``sections``.
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ from tqdm.auto import tqdm
 from ..config import config_to_dict
 from ..data import create_dataset
 from ..io import atomic_write_json
-from ..report import build_report, normalise_section
-from ..runs import RunDir, derive_seed, environment
+from ..report import aggregate_sections, build_report, normalise_section
+from ..runs import RunDir, derive_seed, environment, seed_everything
 from ..victim import Encoder, LocalEncoder, load_encoder
 from .plan import AuditConfig, AuditData, prepare_data
 
@@ -42,20 +51,22 @@ class AuditContext:
     api_key: str | None
     data_root: Path | None
     progress: bool | None
+    run_seed: int = 0
+    base: Path | None = None  # this seed's directory (the run directory itself with one seed)
     _victim: Encoder | None = None
 
     def stage_dir(self, name: str) -> Path:
-        path = self.run.file(name)
+        path = (self.base or self.run.path) / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def seed(self, name: str) -> int:
-        return derive_seed(self.config.seed, name) % (2**31)
+        return derive_seed(self.run_seed, name) % (2**31)
 
     def victim(self) -> Encoder:
         """The encoder under audit (loaded once)."""
         if self._victim is None:
-            spec = self.victim_spec or str(self.run.file("victim") / "encoder.safetensors")
+            spec = self.victim_spec or str((self.base or self.run.path) / "victim" / "encoder.safetensors")
             self._victim = open_victim(spec, self.api_key)
         return self._victim
 
@@ -116,14 +127,16 @@ def stage_victim(ctx: AuditContext) -> dict[str, Any]:
             **config_to_dict(train),
         }
     victim = ctx.victim()
-    ev = EvalConfig(max_train=10_000 if c.preset == "quick" else None, seed=c.seed)
+    ev = EvalConfig(max_train=10_000 if c.preset == "quick" else None, seed=ctx.run_seed)
     rows = []
     for name, (train_ds, test_ds) in ctx.eval_sets().items():
         mine = evaluate_encoder(victim, train_ds, test_ds, ev)
         row = [name, mine["knn"], mine["linear"]]
         arch = getattr(victim, "meta", {}).get("architecture") if hasattr(victim, "meta") else None
         if arch:
-            rand = evaluate_encoder(random_init_baseline(arch, victim.input_shape, seed=c.seed), train_ds, test_ds, ev)
+            rand = evaluate_encoder(
+                random_init_baseline(arch, victim.input_shape, seed=ctx.run_seed), train_ds, test_ds, ev
+            )
             row += [rand["knn"], rand["linear"]]
         else:
             row += [None, None]
@@ -257,26 +270,83 @@ STAGES: dict[str, tuple[str, Callable[[AuditContext], dict[str, Any]]]] = {
 # --------------------------------------------------------------------------------------------- runner
 
 
+def seed_dir(run: RunDir, config: AuditConfig, seed: int) -> Path:
+    """Where seed ``seed`` keeps its stages and outputs: the run directory itself when it is the only seed."""
+    return run.path if len(config.seeds) == 1 else run.file("seeds") / str(seed)
+
+
 def _write_results(
-    ctx: AuditContext, sections: dict[str, dict[str, Any]], seconds: dict[str, float], t0: float
+    run: RunDir, config: AuditConfig, victim_spec: str | None, per_seed: dict[int, dict[str, Any]], t0: float
 ) -> None:
+    seeds = [s for s in config.seeds if s in per_seed]
+    if len(seeds) > 1:
+        sections = aggregate_sections({s: per_seed[s]["sections"] for s in seeds})
+    else:
+        sections = per_seed[seeds[0]]["sections"] if seeds else {}
+    stage_seconds: dict[str, float] = {}
+    for s in seeds:
+        for name, sec in per_seed[s]["stage_seconds"].items():
+            stage_seconds[name] = round(stage_seconds.get(name, 0.0) + sec, 1)
     victim = sections.get("victim", {})
     results = {
         "title": "Encoder audit",
         "victim": {
-            "name": ctx.victim_spec or f"default SimCLR {ctx.config.victim_encoder} on {ctx.config.dataset}",
+            "name": victim_spec or f"default SimCLR {config.victim_encoder} on {config.dataset}",
             "description": victim.get("headline", ""),
         },
-        "config": {**config_to_dict(ctx.config), "victim": ctx.victim_spec},
-        "splits": {k: len(v) for k, v in ctx.data.manifest.parts.items()} | {"sha256": ctx.data.manifest.hash()},
-        "stage_seconds": seconds,
+        "config": {**config_to_dict(config), "victim": victim_spec},
+        "seeds": list(config.seeds),
+        "splits": per_seed[seeds[0]]["splits"] if seeds else {},
+        "stage_seconds": stage_seconds,
         "sections": sections,
-        "environment": environment(ctx.config.seed),
+        "per_seed": {
+            str(s): {
+                **per_seed[s],
+                "wall_time_s": round(sum(per_seed[s]["stage_seconds"].values()), 1),
+            }
+            for s in seeds
+        },
+        "environment": {**environment(config.seeds[0]), "seeds": list(config.seeds)},
     }
     # wall time of the audit = its stages' time, so a resumed run reports the whole audit, not the last session
-    results["wall_time_s"] = round(sum(seconds.values()), 1) if seconds else round(time.perf_counter() - t0, 1)
-    ctx.run.save_results(results, kind="audit")  # results' wall_time_s overrides the RunDir's own
-    build_report(ctx.run.path)
+    results["wall_time_s"] = (
+        round(sum(stage_seconds.values()), 1) if stage_seconds else round(time.perf_counter() - t0, 1)
+    )
+    run.save_results(results, kind="audit")  # results' wall_time_s overrides the RunDir's own
+    build_report(run.path)
+
+
+def _run_stage(ctx: AuditContext, name: str, cached: Path) -> tuple[dict[str, Any], float]:
+    """Run one stage and store its section in ``cached``; a failure becomes a ``failed`` section (not stored)."""
+    title, fn = STAGES[name]
+    base = ctx.base or ctx.run.path
+    log.info("seed %d, stage %s: started", ctx.run_seed, name)
+    seed_everything(ctx.seed(name))
+    start = time.perf_counter()
+    try:
+        section = normalise_section(fn(ctx), title=title, run_dir=ctx.run.path)
+        elapsed = round(time.perf_counter() - start, 1)
+        atomic_write_json(cached, {"section": section, "seconds": elapsed})
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failed audit must not hide the others
+        elapsed = round(time.perf_counter() - start, 1)
+        log.error("seed %d, stage %s failed: %s", ctx.run_seed, name, exc)
+        error_log = base / f"{name}-error.log"
+        error_log.write_text(traceback.format_exc())
+        if name == "victim":
+            raise
+        rel = error_log.relative_to(ctx.run.path)
+        section = normalise_section(
+            {
+                "verdict": "failed",
+                "headline": f"{type(exc).__name__}: {exc}",
+                "caveats": [f"traceback in {rel}; re-run the audit with --resume to retry this stage"],
+            },
+            title=title,
+        )
+    log.info("seed %d, stage %s: %s in %.0f s", ctx.run_seed, name, section["verdict"], elapsed)
+    return section, elapsed
 
 
 def run_audit(
@@ -288,54 +358,55 @@ def run_audit(
     data_root: Path | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every stage of the audit in ``run``; returns the results dictionary.
+    """Run (or resume) every stage of the audit in ``run``, once per seed of ``config.seeds``.
 
-    A stage whose ``stages/<name>.json`` exists is not run again.
+    A stage whose ``stages/<name>.json`` exists (in the seed's directory) is not run again.
+
+    Returns:
+        The results dictionary (also in ``run/results.json``).
     """
     t0 = time.perf_counter()
-    data = prepare_data(config, root=data_root, manifest_path=run.file("splits.json"))
-    ctx = AuditContext(config, run, data, victim, api_key, data_root, progress)
     stage_names = ["victim", *[s for s in STAGES if s in config.sections]]
-    sections: dict[str, dict[str, Any]] = {}
-    seconds: dict[str, float] = {}
-    stages_dir = run.file("stages")
-    stages_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(stage_names, desc="audit", unit="stage", disable=True if progress is False else None, position=0)
-    for name in bar:
-        title, fn = STAGES[name]
-        bar.set_description(f"audit: {name}")
-        cached = stages_dir / f"{name}.json"
-        if cached.is_file():
-            stored = json.loads(cached.read_text())
-            sections[name], seconds[name] = stored["section"], stored["seconds"]
-            log.info("stage %s: already done (%.0f s), skipped", name, seconds[name])
-            continue
-        log.info("stage %s: started", name)
-        start = time.perf_counter()
-        try:
-            raw = fn(ctx)
-            section = normalise_section(raw, title=title, run_dir=run.path)
-            elapsed = round(time.perf_counter() - start, 1)
-            atomic_write_json(cached, {"section": section, "seconds": elapsed})
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a failed audit must not hide the others
-            elapsed = round(time.perf_counter() - start, 1)
-            log.error("stage %s failed: %s", name, exc)
-            (run.file(f"{name}-error.log")).write_text(traceback.format_exc())
-            if name == "victim":
-                raise
-            section = normalise_section(
-                {
-                    "verdict": "failed",
-                    "headline": f"{type(exc).__name__}: {exc}",
-                    "caveats": [f"traceback in {name}-error.log; re-run the audit with --resume to retry this stage"],
-                },
-                title=title,
-            )
-        sections[name], seconds[name] = section, elapsed
-        log.info("stage %s: %s in %.0f s", name, section["verdict"], elapsed)
-        _write_results(ctx, sections, seconds, t0)
+    shared_splits = len(config.seeds) == 1 or run.file("splits.json").is_file()
+    per_seed: dict[int, dict[str, Any]] = {}
+    shared_victim: Encoder | None = None
+    bar = tqdm(
+        total=len(stage_names) * len(config.seeds),
+        desc="audit",
+        unit="stage",
+        disable=True if progress is False else None,
+        position=0,
+    )
+    for seed in config.seeds:
+        base = seed_dir(run, config, seed)
+        stages_dir = base / "stages"
+        stages_dir.mkdir(parents=True, exist_ok=True)
+        manifest = run.file("splits.json") if shared_splits else base / "splits.json"
+        data = prepare_data(config, root=data_root, manifest_path=manifest, seed=seed)
+        ctx = AuditContext(config, run, data, victim, api_key, data_root, progress, seed, base, shared_victim)
+        state: dict[str, Any] = {
+            "sections": {},
+            "stage_seconds": {},
+            "splits": {k: len(v) for k, v in data.manifest.parts.items()} | {"sha256": data.manifest.hash()},
+        }
+        per_seed[seed] = state
+        for name in stage_names:
+            bar.set_description(f"audit: seed {seed} · {name}" if len(config.seeds) > 1 else f"audit: {name}")
+            if name == "victim" and victim is not None and seed != config.seeds[0]:
+                bar.update(1)  # a given victim is one encoder: evaluated once, with the first seed
+                continue
+            cached = stages_dir / f"{name}.json"
+            if cached.is_file():
+                stored = json.loads(cached.read_text())
+                state["sections"][name], state["stage_seconds"][name] = stored["section"], stored["seconds"]
+                log.info("seed %d, stage %s: already done (%.0f s), skipped", seed, name, stored["seconds"])
+                bar.update(1)
+                continue
+            state["sections"][name], state["stage_seconds"][name] = _run_stage(ctx, name, cached)
+            bar.update(1)
+            _write_results(run, config, victim, per_seed, t0)
+        if victim is not None:
+            shared_victim = ctx._victim
     bar.close()
-    _write_results(ctx, sections, seconds, t0)
+    _write_results(run, config, victim, per_seed, t0)
     return run.load_results()

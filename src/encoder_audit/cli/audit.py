@@ -18,11 +18,13 @@ EPILOG = """examples:
   encoder-audit audit                                   # train the embedded default and audit it (~10 min on CPU)
   encoder-audit audit --victim runs/…/encoder.safetensors --splits splits.json
   encoder-audit audit --victim http://127.0.0.1:8000 --api-key $KEY --sections stealing
+  encoder-audit audit --seeds 0 1 2                     # every audit 3 times: tables show mean ± std (~3x the time)
   encoder-audit audit --resume runs/20261122-010000-audit   # finish an interrupted audit (finished stages are kept)
   encoder-audit audit --preset paper --device cuda      # CIFAR-10 / ResNet-18 scale (needs the data and a GPU)
 
 The report is written to RUN_DIR/report.html (self-contained) and RUN_DIR/report.md;
-`encoder-audit report RUN_DIR` re-renders it from RUN_DIR/results.json.
+`encoder-audit report RUN_DIR` re-renders it from RUN_DIR/results.json. With several --seeds, seed S
+keeps its stages in RUN_DIR/seeds/S/ and results.json holds every seed's results and their aggregate.
 """
 
 
@@ -51,7 +53,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted audit")
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="seed of the run")
+    seeds = g.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="run every audit once per seed and report mean ± std over them, e.g. --seeds 0 1 2 "
+        "(default: the config's seeds, else 0)",
+    )
+    seeds.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="one seed (same as --seeds S)")
     g.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are created")
     g.add_argument("--out", type=Path, default=None, help="exact run directory to write")
     g.add_argument("--config", type=Path, default=None, help="YAML with audit settings (see configs/audit.yaml)")
@@ -76,12 +88,19 @@ def run(args: argparse.Namespace) -> int:
         run_dir = RunDir.open(args.resume)
         saved = load_yaml(run_dir.file("config.yaml"))
         victim, config = saved.pop("victim", None), build_config(AuditConfig, saved)
+        asked = getattr(args, "seeds", None) or ([args.seed] if hasattr(args, "seed") else None)
+        if asked is not None and tuple(asked) != config.seeds:
+            raise ValueError(f"{args.resume} was started with seeds {list(config.seeds)}; resume it without --seeds")
     else:
         values = resolved_options(args)
         values.setdefault("sections", [s.strip() for s in args.sections.split(",") if s.strip()])
-        values.setdefault("seed", args.seed)
-        base = config_for(values.pop("preset", args.preset))
-        config = build_config(AuditConfig, {**config_to_dict(base), **values, "members_known": args.splits is not None})
+        if hasattr(args, "seeds") or hasattr(args, "seed"):  # a flag replaces the file's seed and seeds
+            values.pop("seed", None)
+            values["seeds"] = args.seeds if hasattr(args, "seeds") else [args.seed]
+        base = config_to_dict(config_for(values.pop("preset", args.preset)))
+        if "seed" in values or "seeds" in values:  # the preset's seeds give way to the file's
+            del base["seed"], base["seeds"]
+        config = build_config(AuditConfig, {**base, **values, "members_known": args.splits is not None})
         victim = args.victim
         if args.splits is not None and not args.splits.is_file():
             raise ValueError(f"split manifest {args.splits} not found")

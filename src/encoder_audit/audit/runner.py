@@ -7,8 +7,9 @@ rebuilt after every stage, so an interrupted audit still leaves a readable repor
 A stage that raises is recorded as ``failed`` (with the error) and the audit goes on.
 
 With one seed everything lives in the run directory itself. With several, seed ``s`` has its own
-directory ``seeds/<s>/`` (its ``stages/``, splits, default victim, figures and error logs), and runs
-exactly what a one-seed audit with seed ``s`` would; the seeds run one after the other. A given
+directory ``seeds/<s>/`` (its ``stages/``, splits, default victim, figures and error logs) and its
+stages derive their seeds from ``s`` as a one-seed audit with seed ``s`` does; the seeds run one
+after the other. A given
 victim is the same encoder for every seed (evaluated once, with the first seed); the embedded default
 is trained again per seed. A split manifest given with ``--splits`` (``RUN/splits.json``) is shared by
 every seed; otherwise each seed draws its own. ``results.json`` keeps each seed's sections under

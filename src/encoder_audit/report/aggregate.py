@@ -1,12 +1,12 @@
 """Combine the sections of an audit run once per seed into one section per audit: mean ± std over seeds.
 
 Stages emit their tables with numbers as Python numbers or as formatted strings (``"0.812"``,
-``"81.2%"``, ``"2,500"``, ``"12.3 s"``); both are read back as numbers, so either aggregates. Rows of
-the seeds are matched by position when every seed lists the same rows in the same order (their text
-cells agree), otherwise by their key columns (the columns holding no fractional number, e.g. method
-and budget). In a matched row a cell that is the same in every seed is kept as it is; a number that
-varies becomes ``{"mean", "std", "n", ...}`` (sample standard deviation, rendered ``m ± s``); text
-that varies is listed ``a / b``. A row found in only some seeds is aggregated over those seeds and
+``"81.2%"``, ``"2,500"``, ``"12.3 s"``); both are read back as numbers, so either aggregates. A row is
+named by its key columns: the leading columns that hold only text or whole numbers without a unit
+(e.g. method and budget). Rows are matched by position when every seed lists the same keys in the
+same order, otherwise by key. In a matched row a cell that is the same in every seed is kept as it
+is; a number that varies becomes ``{"mean", "std", "n", ...}`` (sample standard deviation, rendered
+``m ± s``); text that varies is listed ``a / b``. A row found in only some seeds is aggregated over those seeds and
 marked ``[k/n seeds]``.
 
 Headlines keep their wording with each varying number replaced by its mean across seeds, and end
@@ -105,19 +105,19 @@ def aggregate_cells(cells: Sequence[Any], of: int | None = None) -> Any:
     """
     if all(_same(c, cells[0]) for c in cells):
         return cells[0]
-    nums = [_number(c) for c in cells]
-    present = [n for n, c in zip(nums, cells) if not _missing(c)]
-    if present and all(n is not None for n in present) and len({n.suffix for n in present}) == 1:  # type: ignore[union-attr]
-        values = [n.value for n in present]  # type: ignore[union-attr]
+    present = [_number(c) for c in cells if not _missing(c)]
+    nums = [n for n in present if n is not None]
+    if nums and len(nums) == len(present) and len({n.suffix for n in nums}) == 1:
+        values = [n.value for n in nums]
         mean, std = mean_std(values)
-        decimals = [n.decimals for n in present]  # type: ignore[union-attr]
+        decimals = [n.decimals for n in nums if n.decimals is not None]
         out: dict[str, Any] = {"mean": mean, "std": std, "n": len(values)}
-        if all(d is not None for d in decimals):
-            out["decimals"] = max(decimals)  # type: ignore[type-var]
+        if len(decimals) == len(nums):
+            out["decimals"] = max(decimals)
         elif std:  # free-form floats: the std to two significant digits, the mean to the same place
             out["decimals"] = min(max(1 - math.floor(math.log10(std)), 0), 6)
-        if present[0].suffix:  # type: ignore[union-attr]
-            out["suffix"] = present[0].suffix  # type: ignore[union-attr]
+        if nums[0].suffix:
+            out["suffix"] = nums[0].suffix
         if len(values) < (of or len(cells)):
             out["of"] = of or len(cells)
         return out

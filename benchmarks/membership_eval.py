@@ -4,8 +4,8 @@ Reads the encoders written by ``benchmarks/membership_train.py`` (trial k: targe
 model k+1 mod K, same recipe, disjoint i.i.d. data). Every attack runs at the last checkpoint; earlier
 checkpoints (the early-stopping sweep) run EncoderMI-T, EncoderMI-V and the two-view baseline.
 
-    python benchmarks/membership_eval.py --out runs/mi-bench --kind overfit --trial 0   # one process per trial
-    python benchmarks/membership_eval.py --out runs/mi-bench --merge --figures docs/figures
+    python benchmarks/membership_eval.py --dir runs/mi-bench --kind overfit --trial 0   # one process per trial
+    python benchmarks/membership_eval.py --dir runs/mi-bench --merge --figures docs/figures   # [--merge FILE ...]
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _snapshots(folder: Path) -> dict[int, Path]:
     return {int(p.stem[5:]): p for p in sorted(folder.glob("epoch*.safetensors"))}
 
 
-def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | None, full_at: int | None) -> None:
+def run_trial(
+    out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | None, full_at: int | None, dest: Path | None
+) -> None:
     ds = create_dataset("fashion-mnist", "train")
     test = create_dataset("fashion-mnist", "test")
     down_train = ds.subset(np.arange(0, 60000, 30))  # 2,000 images for kNN / linear probes
@@ -84,7 +86,7 @@ def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | N
     VictimProbe(victim, mem, FeatureConfig()).views()  # 10 views of every member, fresh
     per_img = (time.perf_counter() - t0) / len(mem)
     atomic_write_json(
-        out / f"eval_{kind}_{k}_{min(todo)}.json",
+        dest or out / f"eval_{kind}_{k}_{min(todo)}.json",
         {
             "kind": kind,
             "trial": k,
@@ -98,13 +100,13 @@ def run_trial(out: Path, kind: str, k: int, max_eval: int, epochs: list[int] | N
     )
 
 
-def merge(out: Path, figures: Path | None) -> None:
+def merge(out: Path, figures: Path | None, files: list[Path] | None = None) -> None:
     ds = create_dataset("fashion-mnist", "train")
     summary: dict = {}
     for kind in ("overfit", "generalizing"):
         by_trial: dict[int, dict] = {}
-        for p in sorted(out.glob(f"eval_{kind}_*.json")):
-            part = json.loads(p.read_text())
+        parts = [json.loads(p.read_text()) for p in (files or sorted(out.glob("**/eval_*.json")))]
+        for part in (q for q in parts if q["kind"] == kind):
             t = by_trial.setdefault(part["trial"], {**part, "rows": []})
             t["rows"] += part["rows"]
             if part["final_epoch"] >= t["final_epoch"]:
@@ -160,31 +162,76 @@ def merge(out: Path, figures: Path | None) -> None:
             plot_tradeoff(
                 mean_rows,
                 figures / "membership_earlystop.png",
-                title=f"early stopping: cnn-small SimCLR, 64 members, mean of {len(trials)} trials",
+                title=f"early stopping: cnn-small SimCLR, {trials[0]['members']} members, mean of {len(trials)} trials",
             )
             summary["earlystop"] = mean_rows
     del ds
     atomic_write_json(out / "summary.json", summary)
-    print(json.dumps(summary, indent=1)[:6000])
+    print(markdown(summary))
+
+
+def markdown(summary: dict) -> str:
+    """The benchmark's tables: attacks per target kind, downstream accuracy, costs, early stopping."""
+    lines: list[str] = []
+    for kind in ("overfit", "generalizing"):
+        if kind not in summary:
+            continue
+        sm = summary[kind]
+        lines += [
+            f"### {kind}: {sm['trials']} trial(s), checkpoint epoch {sm['final_epoch']}, "
+            f"{sm['members']} members / {sm['nonmembers']} non-members each",
+            "",
+            "| attack | accuracy % | precision % | recall % | AUC | TPR@1%FPR % | TPR@0.1%FPR % |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for attack, t in sm["table"].items():
+            cells = []
+            for key in ("accuracy", "precision", "recall", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"):
+                m, sd = t[key]
+                cells.append(f"{m:.3f} ± {sd:.3f}" if key == "auc" else f"{100 * m:.1f} ± {100 * sd:.1f}")
+            lines.append(f"| {attack} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Downstream accuracy of the targets: linear {', '.join(f'{v:.1%}' for v in sm['linear'])}; "
+            f"kNN {', '.join(f'{v:.1%}' for v in sm['knn'])}. Query images per trial: {sm['query_images']}; "
+            f"seconds to query 10 views of one image: {', '.join(f'{v:.4f}' for v in sm['query_seconds_per_image'])}.",
+            "",
+        ]
+    if "earlystop" in summary:
+        lines += [
+            "### Early stopping (overfit recipe, mean over trials)",
+            "",
+            "| epoch | trials | kNN % | linear % | EncoderMI-T AUC | EncoderMI-V AUC | two-view AUC "
+            "| EncoderMI-T acc % |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in summary["earlystop"]:
+            lines.append(
+                f"| {r['epoch']} | {r['trials']} | {100 * r['knn']:.1f} | {100 * r['linear']:.1f} | "
+                f"{r['encodermi-t/auc']:.3f} | {r['encodermi-v/auc']:.3f} | {r['two-view/auc']:.3f} | "
+                f"{100 * r['encodermi-t/accuracy']:.1f} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--dir", type=Path, default=Path("runs/mi-bench"), help="splits and models of the benchmark")
+    ap.add_argument("--out", type=Path, default=None, help="this trial's JSON (default DIR/eval_KIND_TRIAL_EPOCH.json)")
     ap.add_argument("--kind", default="overfit")
     ap.add_argument("--trial", type=int, default=0)
     ap.add_argument("--epochs", default=None, help="comma-separated checkpoints (default: all available)")
     ap.add_argument("--max-eval", type=int, default=500)
     ap.add_argument("--full-at", type=int, default=None, help="checkpoint that runs every attack (default: last)")
-    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--merge", nargs="*", type=Path, default=None, help="merge trials (these JSONs, or all in DIR)")
     ap.add_argument("--figures", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.merge:
-        merge(args.out, args.figures)
+    if args.merge is not None:
+        merge(args.dir, args.figures, args.merge or None)
     else:
         epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
-        run_trial(args.out, args.kind, args.trial, args.max_eval, epochs, args.full_at)
+        run_trial(args.dir, args.kind, args.trial, args.max_eval, epochs, args.full_at, args.out)
 
 
 if __name__ == "__main__":

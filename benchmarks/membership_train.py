@@ -5,9 +5,11 @@ Splits: one i.i.d. manifest over the Fashion-MNIST training split (``make_splits
 ``members_k`` is a target in trial k and the *shadow* of trial k-1 (same recipe, disjoint data): the
 all-knowledge EncoderMI setting, at one training run per trial.
 
-    python benchmarks/membership_train.py --make-splits --out runs/mi-bench
-    python benchmarks/membership_train.py --out runs/mi-bench --kind overfit --index 0   # (and 1, 2 in parallel)
-    python benchmarks/membership_train.py --out runs/mi-bench --kind generalizing --index 0
+    python benchmarks/membership_train.py --make-splits --dir runs/mi-bench
+    python benchmarks/membership_train.py --dir runs/mi-bench --kind overfit --index 0   # (and 1, 2 in parallel)
+    python benchmarks/membership_train.py --dir runs/mi-bench --kind generalizing --index 0
+
+``--out FILE`` (optional) receives a copy of the run's ``train.json`` (the suite runner's per-cell output).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from encoder_audit.data import SplitManifest, create_dataset, make_splits
 from encoder_audit.io import atomic_write_json
 from encoder_audit.models import save_encoder
 
-SNAPSHOTS = {"overfit": (50, 150, 300, 500, 750), "generalizing": (1, 2, 3)}
-N_MODELS = {"overfit": 3, "generalizing": 2}
+SNAPSHOTS = {"overfit": (100, 250, 500, 1000, 2000), "generalizing": (1, 2, 3)}
+N_MODELS = {"overfit": 3, "generalizing": 3}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--dir", type=Path, default=Path("runs/mi-bench"), help="splits and models of the benchmark")
+    ap.add_argument("--out", type=Path, default=None, help="copy of train.json / splits receipt")
     ap.add_argument("--make-splits", action="store_true")
     ap.add_argument("--kind", choices=sorted(SNAPSHOTS), default="overfit")
     ap.add_argument("--index", type=int, default=0)
@@ -38,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = create_dataset("fashion-mnist", "train")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.dir.mkdir(parents=True, exist_ok=True)
     if args.make_splits:
         sizes: dict[str, int] = {}
         for kind, n in N_MODELS.items():
@@ -47,14 +50,16 @@ def main() -> None:
                 sizes[f"{kind}_members_{k}"] = r.members
                 sizes[f"{kind}_nonmembers_{k}"] = min(r.members, 500)
         sizes["reference"] = 300
-        make_splits(ds, sizes, seed=2026).save(args.out / "splits.json")
-        print(f"splits: {args.out / 'splits.json'} ({sum(sizes.values())} images)")
+        make_splits(ds, sizes, seed=2026).save(args.dir / "splits.json")
+        print(f"splits: {args.dir / 'splits.json'} ({sum(sizes.values())} images)")
+        if args.out is not None:
+            atomic_write_json(args.out, {"splits": str(args.dir / "splits.json"), "sizes": sizes})
         return
-    manifest = SplitManifest.load(args.out / "splits.json")
+    manifest = SplitManifest.load(args.dir / "splits.json")
     members = manifest.select(ds, f"{args.kind}_members_{args.index}")
     spec = RECIPES[args.kind]
     t0 = time.perf_counter()
-    folder = args.out / f"{args.kind}_{args.index}"
+    folder = args.dir / f"{args.kind}_{args.index}"
     folder.mkdir(exist_ok=True)
 
     def on_snapshot(epoch: int, net: torch.nn.Module) -> None:
@@ -62,15 +67,15 @@ def main() -> None:
         print(f"{args.kind} {args.index}: epoch {epoch} at {time.perf_counter() - t0:.0f}s", flush=True)
 
     train_encoder(members, spec, seed=1000 + args.index, snapshots=SNAPSHOTS[args.kind], on_snapshot=on_snapshot)
-    atomic_write_json(
-        folder / "train.json",
-        {
-            "seconds": time.perf_counter() - t0,
-            "recipe": spec.__dict__,
-            "snapshots": list(SNAPSHOTS[args.kind]),
-            "members": len(members),
-        },
-    )
+    receipt = {
+        "seconds": time.perf_counter() - t0,
+        "recipe": spec.__dict__,
+        "snapshots": list(SNAPSHOTS[args.kind]),
+        "members": len(members),
+    }
+    atomic_write_json(folder / "train.json", receipt)
+    if args.out is not None:
+        atomic_write_json(args.out, receipt)
     print(json.dumps({"done": str(folder), "seconds": round(time.perf_counter() - t0)}))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 from encoder_audit.attacks.stealing.sweep import plot_sweep, summarize
@@ -31,8 +32,8 @@ def pm(e: dict, k: str, pct: bool = False) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=Path, nargs="+", required=True)
-    ap.add_argument("--defense-rows", type=Path, default=None)
+    ap.add_argument("--rows", type=Path, nargs="*", default=[])
+    ap.add_argument("--defense-rows", type=Path, nargs="*", default=[])
     ap.add_argument("--figure", type=Path, default=None)
     args = ap.parse_args()
     rows = _load(args.rows)
@@ -59,18 +60,28 @@ def main() -> None:
               f"digits kNN {e['digits/target_knn']:.1%}, linear {e['digits/target_linear']:.1%}. Random-init cnn-small: "
               f"kNN F-MNIST {e['fashion-mnist/random_init_knn']:.1%}, linear {e['fashion-mnist/random_init_linear']:.1%}; "
               f"digits kNN {e['digits/random_init_knn']:.1%}, linear {e['digits/random_init_linear']:.1%}.")  # fmt: skip
-    if args.defense_rows is not None:
-        drows = _load([args.defense_rows])
+    if args.defense_rows:
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for r in _load(args.defense_rows):
+            groups.setdefault((r["defense"], r["method"]), []).append(r)
+
+        def ms(vals: list[float], pct: bool = False) -> str:
+            f = 100.0 if pct else 1.0
+            m = statistics.mean(vals) * f
+            sd = (statistics.stdev(vals) if len(vals) > 1 else 0.0) * f
+            return f"{m:.1f} ± {sd:.1f}" if pct else f"{m:.3f} ± {sd:.3f}"
+
         print(
-            "\n| defense | method | honest kNN F-MNIST % | honest linear % | honest cos to clean | stolen kNN F-MNIST % | "
-            "stolen fidelity centred cos | stolen agreement |"
+            "\n| defense | method | seeds | honest kNN F-MNIST % | honest linear % | honest cos to clean | "
+            "stolen kNN F-MNIST % | stolen fidelity centred cos | stolen agreement |"
         )
-        print("|---|---|---|---|---|---|---|---|")
-        for r in drows:
-            c = r["cost"]
-            print(f"| {r['defense']} | {r['method']} | {c['knn_defended']:.1%} | {c['linear_defended']:.1%} | "
-                  f"{c['cosine_to_clean']:.3f} | {r['fashion-mnist/knn']:.1%} | {r['mean/cosine_centered']:.3f} | "
-                  f"{r['mean/agreement']:.3f} |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (defense, method), rs in groups.items():
+            c = [r["cost"] for r in rs]
+            print(f"| {defense} | {method} | {len(rs)} | {ms([x['knn_defended'] for x in c], True)} | "
+                  f"{ms([x['linear_defended'] for x in c], True)} | {ms([x['cosine_to_clean'] for x in c])} | "
+                  f"{ms([r['fashion-mnist/knn'] for r in rs], True)} | {ms([r['mean/cosine_centered'] for r in rs])} | "
+                  f"{ms([r['mean/agreement'] for r in rs])} |")  # fmt: skip
     if args.figure is not None and rows:
         plot_sweep(
             rows,

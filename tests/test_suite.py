@@ -123,6 +123,7 @@ report: python {tmp_path / "report.py"} {{outputs}}
     path = write_suite(tmp_path, text)
     suite = Suite.load(path)
     assert cell_argv(suite, {"seed": 1}, Path("c"))[-2:] == ["--out", str(Path("c") / "rows.jsonl")]
+    assert cell_argv(suite, {"seed": [1, 2]}, Path("c"))[-5:-2] == ["--seed", "1", "2"]
     runs = tmp_path / "runs"
     assert main(["run", str(path), "--runs-dir", str(runs), "--jobs", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out

@@ -30,6 +30,7 @@ prepare shared inputs once (``setup``) and turn all cells' outputs into tables a
     base: {victim: runs/victim/encoder.safetensors}
     grid: {seed: [0, 1, 2]}
     output: rows.jsonl                         # each cell gets --out CELL/rows.jsonl
+    # a list value becomes "--flag a b c" for scripts and "--flag a --flag b" for encoder-audit commands
     report: python benchmarks/stealing_report.py --rows {outputs} --figure {suite_dir}/budget.png
 
 In ``run``/``report`` strings, ``encoder-audit`` and ``python`` mean this interpreter, ``{outputs}``
@@ -203,7 +204,9 @@ def cell_argv(suite: Suite, params: dict[str, Any], out: Path) -> list[str]:
             argv.append(flag)
         elif value is False or value is None:
             continue
-        elif isinstance(value, list):
+        elif isinstance(value, list) and suite.script:  # benchmark scripts take lists as nargs="+"
+            argv += [flag, *map(str, value)]
+        elif isinstance(value, list):  # encoder-audit's list options repeat the flag
             for v in value:
                 argv += [flag, str(v)]
         else:

@@ -11,7 +11,7 @@ from typing import Any
 from .common import HelpFormatter, add_common, emit, progress
 
 EPILOG = """examples:
-  # 1. train a target that overfits its 500 members (saves encoder + splits.json with members/nonmembers/shadow)
+  # 1. train a target that overfits its 32 members (saves encoder + splits.json with members/nonmembers/shadow)
   encoder-audit membership make-target --recipe overfit --out runs/mi-target
   # 2. attack it: EncoderMI-V/S/T and every baseline, shadow mirrors the target's recipe (read from its sidecar)
   encoder-audit membership --victim runs/mi-target/encoder.safetensors --splits runs/mi-target/splits.json

@@ -138,3 +138,21 @@ def test_failed_seeds_are_left_out_and_named() -> None:
     # an audit only one seed has (a given victim is evaluated once) is shown as it is
     only = aggregate_sections({0: {"victim": ok, "stealing": ok}, 1: {"stealing": ok2}})
     assert only["victim"] == ok
+
+
+def test_headlines_worded_differently_keep_the_majority_mean_and_quote_the_others() -> None:
+    def sec(verdict: str, headline: str) -> dict[str, object]:
+        return normalise_section({"verdict": verdict, "headline": headline}, title="Poisoning")
+
+    out = aggregate_section(
+        [
+            (0, sec("high", "16 poisons reach 60% ASR.")),
+            (1, sec("medium", "no count reaches 50% ASR (best 30%).")),
+            (2, sec("high", "16 poisons reach 70% ASR.")),
+        ]
+    )
+    assert out["headline"] == (
+        "16 poisons reach 65% ASR (mean of 2 seeds; per-seed risk high, medium, high). "
+        "Seed 1: no count reaches 50% ASR (best 30%)."
+    )
+    assert out["verdict"] == "high"  # (2 + 1 + 2) / 3 rounds to high

@@ -19,6 +19,7 @@ LABELINGS = ["true", "coarse", "pseudo", "ssl"]
 def merge(paths: list[Path]) -> dict[int, dict[str, Any]]:
     """Per seed (``config.seed`` of each file): methods -> {"trainer": {labeling: run}, "protection": record}."""
     seeds: dict[int, dict[str, Any]] = {}
+    paths = [q for p in paths for q in (sorted(p.glob("**/*.json")) if p.is_dir() else [p])]
     for p in paths:
         if not p.is_file():
             continue
@@ -44,7 +45,7 @@ def cell(runs: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", type=Path, nargs="+", required=True)
+    ap.add_argument("--results", type=Path, nargs="+", required=True, help="result JSONs (or folders of them)")
     ap.add_argument("--countermeasures", type=Path, nargs="*", default=[])
     ap.add_argument("--figure", type=Path, default=None)
     args = ap.parse_args()

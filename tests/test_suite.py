@@ -154,3 +154,15 @@ def test_script_suite_failures_are_reported(tmp_path: Path) -> None:
         run_suite(Suite.load(bad_setup), tmp_path / "runs", progress=False)
     with pytest.raises(ValueError, match="exactly one of"):
         Suite.load(write_suite(tmp_path, "name: x\ncommand: pretrain\nscript: a.py\n"))
+
+
+def test_script_suite_stdout_output(tmp_path: Path, capsys) -> None:
+    (tmp_path / "echo.py").write_text("import sys\nprint('value', sys.argv[-1])\n")
+    path = write_suite(
+        tmp_path,
+        f"name: echo\nscript: {tmp_path / 'echo.py'}\nstdout: true\noutput: out.txt\ngrid: {{threads: [1, 2]}}\n"
+        "report: python -c \"import sys; print(' + '.join(open(p).read().strip() for p in sys.argv[1:]))\" {outputs}\n",
+    )
+    assert cell_argv(Suite.load(path), {"threads": 1}, Path("c")) == [str(tmp_path / "echo.py"), "--threads", "1"]
+    assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    assert "value 1 + value 2" in capsys.readouterr().out

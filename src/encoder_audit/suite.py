@@ -30,6 +30,7 @@ prepare shared inputs once (``setup``) and turn all cells' outputs into tables a
     base: {victim: runs/victim/encoder.safetensors}
     grid: {seed: [0, 1, 2]}
     output: rows.jsonl                         # each cell gets --out CELL/rows.jsonl
+    # stdout: true                             # or: no --out; the script's stdout is saved as CELL/rows.jsonl
     # a list value becomes "--flag a b c" for scripts and "--flag a --flag b" for encoder-audit commands
     report: python benchmarks/stealing_report.py --rows {outputs} --figure {suite_dir}/budget.png
 
@@ -65,7 +66,7 @@ from .io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SUITE_KEYS = {"name", "command", "script", "setup", "base", "grid", "metrics", "output", "report"}
+SUITE_KEYS = {"name", "command", "script", "setup", "base", "grid", "metrics", "output", "stdout", "report"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Suite:
     script: str = ""
     setup: tuple[SetupStep, ...] = ()
     output: str = "results.json"
+    stdout: bool = False
     report: str = ""
 
     def __post_init__(self) -> None:
@@ -97,6 +99,8 @@ class Suite:
             raise ValueError("a suite needs exactly one of 'command' (encoder-audit) or 'script' (a .py file)")
         if self.command and not re.fullmatch(r"[a-z-]+( [a-z-]+)?", self.command):
             raise ValueError(f"suite command must be an encoder-audit command, got {self.command!r}")
+        if self.stdout and not self.script:
+            raise ValueError("'stdout: true' is for script suites")
         if self.script and not self.script.endswith(".py"):
             raise ValueError(f"suite script must be a .py file, got {self.script!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.output):
@@ -129,6 +133,7 @@ class Suite:
             grid={k: list(v) if isinstance(v, list) else v for k, v in (data.get("grid") or {}).items()},
             metrics={str(k): str(v) for k, v in (data.get("metrics") or {}).items()},
             output=str(data.get("output") or "results.json"),
+            stdout=bool(data.get("stdout", False)),
             report=str(data.get("report") or ""),
         )
 
@@ -158,6 +163,7 @@ class Suite:
             "grid": self.grid,
             "metrics": self.metrics,
             "output": self.output,
+            "stdout": self.stdout,
             "report": self.report,
         }
 
@@ -211,6 +217,8 @@ def cell_argv(suite: Suite, params: dict[str, Any], out: Path) -> list[str]:
                 argv += [flag, str(v)]
         else:
             argv += [flag, str(value)]
+    if suite.stdout:  # the script prints its result; the runner saves it as the cell's output
+        return argv
     return [*argv, "--out", str(out / suite.output if suite.script else out)]
 
 
@@ -284,7 +292,13 @@ def run_suite(
         argv = [*prefix, *cell_argv(suite, params, cell_dir)]
         start = time.perf_counter()
         with open(cells_dir / f"{cid}.log", "w") as logf:
-            code = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT).returncode
+            if suite.stdout:
+                proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=logf, text=True)
+                if proc.returncode == 0:
+                    atomic_write_text(cell_dir / suite.output, proc.stdout)
+                code = proc.returncode
+            else:
+                code = subprocess.run(argv, stdout=logf, stderr=subprocess.STDOUT).returncode
         if code == 0:
             cell_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(

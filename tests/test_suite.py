@@ -166,3 +166,21 @@ def test_script_suite_stdout_output(tmp_path: Path, capsys) -> None:
     assert cell_argv(Suite.load(path), {"threads": 1}, Path("c")) == [str(tmp_path / "echo.py"), "--threads", "1"]
     assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     assert "value 1 + value 2" in capsys.readouterr().out
+
+
+def test_shipped_suites_are_valid(tmp_path: Path) -> None:
+    """Every suite under suites/ parses, names existing scripts and expands to its cells."""
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted((root / "suites").glob("*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        suite = Suite.load(path)
+        assert suite.name == path.stem, path
+        if suite.script:
+            assert (root / suite.script).is_file(), suite.script
+        for step in suite.setup:
+            words = step.run.split()
+            if words[0] == "python" and words[1].endswith(".py"):
+                assert (root / words[1]).is_file(), step.run
+        assert suite.cells()
+        run_suite(suite, tmp_path / "runs", dry_run=True, progress=False)

@@ -43,23 +43,24 @@ def main() -> None:
         "fashion-mnist/target_knn", "fashion-mnist/random_init_knn", "digits/target_knn", "digits/random_init_knn",
         "fashion-mnist/target_linear", "fashion-mnist/random_init_linear", "digits/target_linear", "digits/random_init_linear",
     ]  # fmt: skip
-    s = summarize(rows, keys)
-    print(
-        "| budget (images charged) | method | N unique | epochs | API calls | seeds | kNN F-MNIST % | linear F-MNIST % | "
-        "kNN digits % | fidelity cos | fidelity centred cos | head agreement | wall s | train img/s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for e in s:
-        print(f"| {e['budget']:,} | {e['method']} | {e['n']:,} | {e['epochs']} | {e['api_calls']:.0f} | {e['seeds']} | "
-              f"{pm(e, 'fashion-mnist/knn', True)} | {pm(e, 'fashion-mnist/linear', True)} | {pm(e, 'digits/knn', True)} | "
-              f"{pm(e, 'mean/cosine')} | {pm(e, 'mean/cosine_centered')} | {pm(e, 'mean/agreement')} | "
-              f"{e['wall_seconds']:.0f} | {e['images_per_second']:.0f} |")  # fmt: skip
+    s = summarize(rows, keys) if rows else []
     if s:
-        e = s[0]
-        print(f"\nTarget: kNN F-MNIST {e['fashion-mnist/target_knn']:.1%}, linear {e['fashion-mnist/target_linear']:.1%}; "
-              f"digits kNN {e['digits/target_knn']:.1%}, linear {e['digits/target_linear']:.1%}. Random-init cnn-small: "
-              f"kNN F-MNIST {e['fashion-mnist/random_init_knn']:.1%}, linear {e['fashion-mnist/random_init_linear']:.1%}; "
-              f"digits kNN {e['digits/random_init_knn']:.1%}, linear {e['digits/random_init_linear']:.1%}.")  # fmt: skip
+        print(
+            "| budget (images charged) | method | N unique | epochs | API calls | seeds | kNN F-MNIST % | linear F-MNIST % | "
+            "kNN digits % | fidelity cos | fidelity centred cos | head agreement | wall s | train img/s |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for e in s:
+            print(f"| {e['budget']:,} | {e['method']} | {e['n']:,} | {e['epochs']} | {e['api_calls']:.0f} | {e['seeds']} | "
+                  f"{pm(e, 'fashion-mnist/knn', True)} | {pm(e, 'fashion-mnist/linear', True)} | {pm(e, 'digits/knn', True)} | "
+                  f"{pm(e, 'mean/cosine')} | {pm(e, 'mean/cosine_centered')} | {pm(e, 'mean/agreement')} | "
+                  f"{e['wall_seconds']:.0f} | {e['images_per_second']:.0f} |")  # fmt: skip
+        if s:
+            e = s[0]
+            print(f"\nTarget: kNN F-MNIST {e['fashion-mnist/target_knn']:.1%}, linear {e['fashion-mnist/target_linear']:.1%}; "
+                  f"digits kNN {e['digits/target_knn']:.1%}, linear {e['digits/target_linear']:.1%}. Random-init cnn-small: "
+                  f"kNN F-MNIST {e['fashion-mnist/random_init_knn']:.1%}, linear {e['fashion-mnist/random_init_linear']:.1%}; "
+                  f"digits kNN {e['digits/random_init_knn']:.1%}, linear {e['digits/random_init_linear']:.1%}.")  # fmt: skip
     if args.defense_rows:
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in _load(args.defense_rows):

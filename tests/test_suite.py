@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from encoder_audit.cli.main import main
-from encoder_audit.suite import Suite, cell_argv, cell_id, collect, run_suite
+from encoder_audit.suite import Suite, cell_argv, cell_id, collect, command_argv, run_suite
 
 
 def write_suite(tmp_path: Path, text: str) -> Path:
@@ -184,3 +185,12 @@ def test_shipped_suites_are_valid(tmp_path: Path) -> None:
                 assert (root / words[1]).is_file(), step.run
         assert suite.cells()
         run_suite(suite, tmp_path / "runs", dry_run=True, progress=False)
+
+
+def test_command_argv_placeholders_and_interpreter() -> None:
+    text = "python r.py --rows {outputs} --fig {suite_dir}/a.png -c {x: 1}"
+    argv = command_argv(text, outputs=["a", "b"], suite_dir="S")
+    assert argv == [sys.executable, "r.py", "--rows", "a", "b", "--fig", "S/a.png", "-c", "{x:", "1}"]
+    assert command_argv("encoder-audit run x.yaml")[:3] == [sys.executable, "-m", "encoder_audit"]
+    with pytest.raises(ValueError, match="empty command"):
+        command_argv("  ")

@@ -197,7 +197,10 @@ def command_argv(text: str, **fields: list[str] | str) -> list[str]:
             value = fields[key]
             argv += value if isinstance(value, list) else [value]
         else:
-            argv.append(word.format(**{k: v for k, v in fields.items() if isinstance(v, str)}) if "{" in word else word)
+            for name, text in fields.items():  # only the known placeholders: other braces (e.g. code) stay
+                if isinstance(text, str):
+                    word = word.replace(f"{{{name}}}", text)
+            argv.append(word)
     return argv
 
 

@@ -46,12 +46,35 @@ def _xpos(counts: list[int]) -> np.ndarray:
     return np.array([c if c > 0 else floor for c in counts], dtype=float)
 
 
+def _count_axes(counts: list[int], xlabel: str) -> tuple[Any, Any, np.ndarray]:
+    """A figure whose x axis is the poison count on a log scale (0 drawn at half the smallest count)."""
+    x = _xpos(counts)
+    fig, ax = _figure()
+    ax.set_xscale("log")
+    ax.set_xticks(x)
+    ax.minorticks_off()
+    ax.set_xticklabels([str(c) for c in counts])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(xlabel)
+    return fig, ax, x
+
+
+def _finish(fig: Any, axes: tuple[Any, Any], title: str, path: Path, fontsize: int) -> Path:
+    ax, ax2 = axes
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=fontsize)
+    ax2.legend(loc="center left", fontsize=fontsize)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def plot_targeted(rows: list[dict[str, Any]], path: Path) -> Path:
     """Targeted success rate (and mean rank of y') vs poisons per target."""
     agg = aggregate(rows, "targeted_poisons_per_target", ["targeted_success", "targeted_mean_rank"])
     counts = [a["targeted_poisons_per_target"] for a in agg]
-    x = _xpos(counts)
-    fig, ax = _figure()
+    fig, ax, x = _count_axes(counts, "poisons per target (k)")
     ax.errorbar(
         x,
         [a["targeted_success"] for a in agg],
@@ -60,24 +83,12 @@ def plot_targeted(rows: list[dict[str, Any]], path: Path) -> Path:
         capsize=3,
         label="success (y' top-1)",
     )
-    ax.set_xscale("log")
-    ax.set_xticks(x)
-    ax.minorticks_off()
-    ax.set_xticklabels([str(c) for c in counts])
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("poisons per target (k)")
     ax.set_ylabel("success rate")
     ax2 = ax.twinx()
     ax2.plot(x, [a["targeted_mean_rank"] for a in agg], "s--", color="tab:gray", label="mean rank of y'")
     ax2.set_ylabel("mean rank of y' (1 = top)")
-    n = agg[0]["train_pairs"] if agg else 0
-    ax.set_title(f"Targeted poisoning, ~{n} pairs, {agg[0]['seeds'] if agg else 0} seed(s)", fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    ax2.legend(loc="center left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    n, seeds = (agg[0]["train_pairs"], agg[0]["seeds"]) if agg else (0, 0)
+    return _finish(fig, (ax, ax2), f"Targeted poisoning, ~{n} pairs, {seeds} seed(s)", path, fontsize=8)
 
 
 def plot_backdoor(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -88,28 +99,15 @@ def plot_backdoor(rows: list[dict[str, Any]], path: Path) -> Path:
         ["backdoor_asr", "backdoor_baseline_target_rate", "clean_zeroshot_top1", "backdoor_zscore"],
     )
     counts = [a["backdoor_poisons"] for a in agg]
-    x = _xpos(counts)
-    fig, ax = _figure()
+    fig, ax, x = _count_axes(counts, "backdoor poisons (m)")
     for key, label, style in (
         ("backdoor_asr", "ASR (triggered, non-target)", "o-"),
         ("backdoor_baseline_target_rate", "no-trigger rate into y'", "v:"),
         ("clean_zeroshot_top1", "clean zero-shot acc.", "^-"),
     ):
         ax.errorbar(x, [a[key] for a in agg], yerr=[a[key + "_std"] for a in agg], fmt=style, capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xticks(x)
-    ax.minorticks_off()
-    ax.set_xticklabels([str(c) for c in counts])
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("backdoor poisons (m)")
     ax2 = ax.twinx()
     ax2.plot(x, [a["backdoor_zscore"] for a in agg], "s--", color="tab:red", label="z-score (std form)")
     ax2.set_ylabel("backdoor z-score", color="tab:red")
-    n = agg[0]["train_pairs"] if agg else 0
-    ax.set_title(f"Patch backdoor, ~{n} pairs, {agg[0]['seeds'] if agg else 0} seed(s)", fontsize=9)
-    ax.legend(loc="upper left", fontsize=7)
-    ax2.legend(loc="center left", fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    n, seeds = (agg[0]["train_pairs"], agg[0]["seeds"]) if agg else (0, 0)
+    return _finish(fig, (ax, ax2), f"Patch backdoor, ~{n} pairs, {seeds} seed(s)", path, fontsize=7)

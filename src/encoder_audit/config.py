@@ -70,6 +70,17 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a mapping of {annotation.__name__} options, got {value!r}")
+        return build_config(annotation, value, where=name)
+    if origin in (dict, Mapping) or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        inner = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, inner, f"{name}.{k}") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -133,8 +144,11 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     return value
 
 
-def build_config(cls: type[C], values: Mapping[str, Any] | None = None) -> C:
+def build_config(cls: type[C], values: Mapping[str, Any] | None = None, *, where: str = "") -> C:
     """Instantiate the dataclass ``cls`` from a mapping, coercing types and rejecting unknown keys.
+
+    Fields that are dataclasses themselves are built from nested mappings (``where`` is the dotted
+    path used in error messages, e.g. ``stealing``).
 
     Raises:
         ValueError: unknown key, wrong type, or a value the config's own validation rejects.
@@ -144,18 +158,32 @@ def build_config(cls: type[C], values: Mapping[str, Any] | None = None) -> C:
     values = dict(values or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid: {', '.join(sorted(fields))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], k) for k, v in values.items()}
-    return cls(**kwargs)
+        names = ", ".join(prefix + u for u in unknown)
+        raise ValueError(f"unknown option(s) {names} for {cls.__name__}; valid: {', '.join(sorted(fields))}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it; nested mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def override(config: C, values: Mapping[str, Any]) -> C:
     """Return a copy of ``config`` with ``values`` applied (validated again)."""
-    merged = {**config_to_dict(config), **values}
+    merged = deep_merge(config_to_dict(config), values)
     return build_config(type(config), merged)
 
 
@@ -163,6 +191,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """A YAML-friendly dictionary of a dataclass config (tuples become lists)."""
 
     def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return config_to_dict(v)
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         if isinstance(v, list):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .errors import BudgetExhausted
 from .models.base import EncoderNet
 
-__all__ = ["Encoder", "LocalEncoder", "QueryCounter", "adapt_images", "load_encoder"]
+__all__ = ["Encoder", "HasMetadata", "LocalEncoder", "QueryCounter", "WhiteBox", "adapt_images", "load_encoder"]
 
 
 @runtime_checkable
@@ -40,6 +40,21 @@ class Encoder(Protocol):
     embedding_dim: int
 
     def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class WhiteBox(Protocol):
+    """An encoder whose weights are at hand (``net``: the ``EncoderNet``), for attacks and defenses that
+    need gradients or fine-tuning (BadEncoder, Unlearnable Clusters with the victim as surrogate)."""
+
+    net: EncoderNet
+
+
+@runtime_checkable
+class HasMetadata(Protocol):
+    """An encoder that carries its checkpoint sidecar (``meta``: architecture, training config, ...)."""
+
+    meta: dict[str, Any]
 
 
 def _check_batch(images: torch.Tensor) -> None:

@@ -1,20 +1,17 @@
 """Run the audit stage by stage, once per seed; a finished stage is stored and skipped when the run is resumed.
 
 Stages (in order): ``victim`` (load the given encoder, or train the embedded default on the member
-split), then one stage per audit section. Each stage's section is written to
-``stages/<name>.json`` as soon as it finishes; ``results.json``, ``report.md`` and ``report.html`` are
-rebuilt after every stage, so an interrupted audit still leaves a readable report of what it did.
-A stage that raises is recorded as ``failed`` (with the error) and the audit goes on.
+split, and evaluate it), then one stage per audit family (:mod:`.family`). Each stage stores its
+*result* (numbers) in ``stages/<name>.json`` as soon as it finishes; ``results.json``, ``report.md``
+and ``report.html`` are rebuilt after every stage, so an interrupted audit still leaves a readable
+report. A stage that raises is recorded as ``failed`` (with the error) and the audit goes on.
 
 With one seed everything lives in the run directory itself. With several, seed ``s`` has its own
-directory ``seeds/<s>/`` (its ``stages/``, splits, default victim, figures and error logs) and its
-stages derive their seeds from ``s`` as a one-seed audit with seed ``s`` does; the seeds run one
-after the other. A given
-victim is the same encoder for every seed (evaluated once, with the first seed); the embedded default
-is trained again per seed. A split manifest given with ``--splits`` (``RUN/splits.json``) is shared by
-every seed; otherwise each seed draws its own. ``results.json`` keeps each seed's sections under
-``per_seed`` and their mean ± std (:func:`~encoder_audit.report.aggregate.aggregate_sections`) under
-``sections``.
+directory ``seeds/<s>/`` (stages, splits, default victim, figures, error logs); ``results.json``
+keeps each seed's sections and results under ``per_seed`` and their aggregate
+(:func:`~encoder_audit.report.aggregate.aggregate_sections`) under ``sections``. A given victim is
+the same encoder for every seed (evaluated once, with the first seed); the embedded default is
+trained again per seed.
 """
 
 from __future__ import annotations
@@ -30,245 +27,156 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..config import config_to_dict
 from ..data import create_dataset
+from ..data.base import ImageDataset
 from ..io import atomic_write_json
-from ..report import aggregate_sections, build_report, normalise_section
+from ..report import aggregate_sections, build_report
+from ..report.model import SCHEMA_VERSION, Section, status_section
 from ..runs import RunDir, derive_seed, environment, seed_everything
-from ..victim import Encoder, LocalEncoder, load_encoder
-from .plan import AuditConfig, AuditData, prepare_data
+from ..victim import Encoder
+from .config import AuditConfig
+from .family import StageContext, families, result_from_json, result_to_json
+from .plan import prepare_data
+from .sections.victim import build_victim_section
+from .victim_stage import VictimResult, run_victim_stage
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class AuditContext:
-    """What every stage receives."""
-
-    config: AuditConfig
-    run: RunDir
-    data: AuditData
-    victim_spec: str | None
-    api_key: str | None
-    data_root: Path | None
-    progress: bool | None
-    run_seed: int = 0
-    base: Path | None = None  # this seed's directory (the run directory itself with one seed)
-    _victim: Encoder | None = None
-
-    def stage_dir(self, name: str) -> Path:
-        path = (self.base or self.run.path) / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def seed(self, name: str) -> int:
-        return derive_seed(self.run_seed, name) % (2**31)
-
-    def victim(self) -> Encoder:
-        """The encoder under audit (loaded once)."""
-        if self._victim is None:
-            spec = self.victim_spec or str((self.base or self.run.path) / "victim" / "encoder.safetensors")
-            self._victim = open_victim(spec, self.api_key)
-        return self._victim
-
-    def eval_sets(self) -> dict[str, tuple[Any, Any]]:
-        out = {}
-        for name in self.config.eval_datasets:
-            out[name] = (
-                create_dataset(name, "train", root=self.data_root),
-                create_dataset(name, "test", root=self.data_root),
-            )
-        return out
+__all__ = ["open_victim", "resolve_device", "run_audit", "stage_context"]
 
 
-def open_victim(spec: str, api_key: str | None = None) -> Encoder:
-    """A checkpoint path or an ``http(s)://`` URL of the embedding service, as an :class:`Encoder`."""
+def resolve_device(name: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Raises:
+        ValueError: CUDA was asked for but is not available.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} was asked for, but torch sees no CUDA device here")
+    return name
+
+
+def open_victim(spec: str, *, api_key: str | None = None, device: str = "cpu", **options: Any) -> Encoder:
+    """A victim spec (checkpoint path, URL, ...) as an :class:`Encoder` (see ``encoder_audit.victim.load_encoder``)."""
+    from ..victim import load_encoder
+
     if spec.startswith(("http://", "https://")):
         from ..service.client import RemoteEncoder
 
         if not api_key:
             raise ValueError("a victim URL needs --api-key (or $ENCODER_AUDIT_API_KEY)")
         return RemoteEncoder(spec, api_key)
-    return load_encoder(spec)
+    return load_encoder(spec, device=device, **options)
+
+
+@dataclass
+class _Victim:
+    """The encoder under audit, loaded lazily once and shared by every stage (and seed, when given)."""
+
+    given: Encoder | None
+    spec: str | None
+    api_key: str | None
+    device: str
+    options: dict[str, Any]
+    _loaded: Encoder | None = None
+
+    @property
+    def trained_here(self) -> bool:
+        return self.given is None and self.spec is None
+
+    def label(self, config: AuditConfig) -> str:
+        if self.given is not None:
+            return f"encoder {self.given!r}"
+        if self.spec is not None:
+            return f"encoder at {self.spec}"
+        c = config.default_victim
+        return (
+            f"{c.method.upper() if c.method != 'simclr' else 'SimCLR'} {c.encoder} trained here on "
+            f"{config.data.members:,} {config.data.dataset} images for {c.epochs} epochs"
+        )
+
+    def get(self, base: Path) -> Encoder:
+        if self.given is not None:
+            return self.given
+        if self._loaded is None:
+            spec = self.spec or str(base / "victim" / "encoder.safetensors")
+            self._loaded = open_victim(spec, api_key=self.api_key, device=self.device, **self.options)
+        return self._loaded
+
+
+def stage_context(
+    config: AuditConfig,
+    run_dir: Path,
+    name: str,
+    *,
+    run_seed: int,
+    data: Any,
+    victim: Callable[[], Encoder],
+    victim_label: str = "the encoder under audit",
+    victim_trained_here: bool = False,
+    base: Path | None = None,
+    data_root: Path | None = None,
+    progress: bool | None = False,
+) -> StageContext:
+    """The :class:`StageContext` of stage ``name`` (also the way tests build one)."""
+    base = base or run_dir
+    out = base / name
+    out.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, dict[str, tuple[ImageDataset, ImageDataset]]] = {}
+
+    def eval_sets() -> dict[str, tuple[ImageDataset, ImageDataset]]:
+        if "sets" not in cache:
+            cache["sets"] = {
+                ds: (create_dataset(ds, "train", root=data_root), create_dataset(ds, "test", root=data_root))
+                for ds in config.data.eval_datasets
+            }
+        return cache["sets"]
+
+    return StageContext(
+        config=config,
+        data=data,
+        out_dir=out,
+        run_dir=run_dir,
+        seed=derive_seed(run_seed, name) % (2**31),
+        run_seed=run_seed,
+        device=resolve_device(config.device),
+        progress=progress,
+        victim_label=victim_label,
+        victim_trained_here=victim_trained_here,
+        _victim=victim,
+        _eval_sets=eval_sets,
+    )
 
 
 # --------------------------------------------------------------------------------------------- stages
 
 
-def stage_victim(ctx: AuditContext) -> dict[str, Any]:
-    """Load the victim, or train the embedded default on the member split; evaluate it beside random init."""
-    from ..evaluate import EvalConfig, evaluate_encoder, random_init_baseline
-    from ..train import TrainConfig, pretrain
-
-    c = ctx.config
-    t0 = time.perf_counter()
-    trained_here = ctx.victim_spec is None
-    config: dict[str, Any] = {}
-    if trained_here:
-        out = ctx.stage_dir("victim")
-        train = TrainConfig(
-            epochs=c.victim_epochs,
-            batch_size=min(c.victim_batch_size, len(ctx.data.members)),
-            lr=2e-3,
-            seed=ctx.seed("victim"),
-            checkpoint_every=0,
-        )
-        pretrain(
-            ctx.data.members,
-            method="simclr",
-            encoder=c.victim_encoder,
-            train=train,
-            run=RunDir(out),
-            progress=ctx.progress,
-        )
-        config = {
-            "method": "simclr",
-            "encoder": c.victim_encoder,
-            "members": len(ctx.data.members),
-            **config_to_dict(train),
-        }
-    victim = ctx.victim()
-    ev = EvalConfig(max_train=10_000 if c.preset == "quick" else None, seed=ctx.run_seed)
-    rows = []
-    for name, (train_ds, test_ds) in ctx.eval_sets().items():
-        mine = evaluate_encoder(victim, train_ds, test_ds, ev)
-        row = [name, mine["knn"], mine["linear"]]
-        arch = getattr(victim, "meta", {}).get("architecture") if hasattr(victim, "meta") else None
-        if arch:
-            rand = evaluate_encoder(
-                random_init_baseline(arch, victim.input_shape, seed=ctx.run_seed), train_ds, test_ds, ev
-            )
-            row += [rand["knn"], rand["linear"]]
-        else:
-            row += [None, None]
-        rows.append(row)
-    fm = rows[0]
-    desc = (
-        f"SimCLR {c.victim_encoder} trained here on {len(ctx.data.members):,} {c.dataset} images "
-        f"for {c.victim_epochs} epochs"
-        if trained_here
-        else f"encoder at {ctx.victim_spec}"
-    )
-    return {
-        "title": "Encoder under audit",
-        "verdict": "info",
-        "headline": f"{desc}: kNN {fm[1]:.1%} / linear {fm[2]:.1%} on {fm[0]}"
-        + (f" (random init: {fm[3]:.1%} / {fm[4]:.1%})." if fm[3] is not None else "."),
-        "tables": [
-            {
-                "title": "Downstream accuracy of the victim",
-                "columns": ["dataset", "kNN", "linear probe", "random-init kNN", "random-init linear"],
-                "rows": rows,
-                "note": "kNN: cosine, k=200, T=0.1; linear: logistic regression on standardized frozen features. "
-                "A random-init encoder of the same architecture is the floor: only the gap above it is learned.",
-            }
-        ],
-        "costs": {"wall_seconds": round(time.perf_counter() - t0, 1)},
-        "config": config,
-        "caveats": []
-        if not trained_here
-        else [
-            "The victim is trained on a small member set for many epochs, the setting in which the "
-            "membership-inference literature finds leakage; it is weaker than a production encoder."
-        ],
-    }
+def _stage_title(name: str) -> str:
+    return "Encoder under audit" if name == "victim" else families()[name].title
 
 
-def stage_stealing(ctx: AuditContext) -> dict[str, Any]:
-    from ..attacks.stealing.audit import run_stealing_audit
-
-    return run_stealing_audit(
-        ctx.victim(),
-        ctx.data.queries,
-        ctx.eval_sets(),
-        ctx.stage_dir("stealing"),
-        preset=ctx.config.preset,
-        seed=ctx.seed("stealing"),
-        progress=ctx.progress,
-    )
-
-
-def stage_membership(ctx: AuditContext) -> dict[str, Any]:
-    if ctx.victim_spec is not None and not ctx.config.members_known:
-        return {
-            "title": "Membership inference",
-            "verdict": "skipped",
-            "headline": "Not run: the victim's training members are unknown (pass --members MANIFEST).",
-        }
-    from ..attacks.membership.audit import run_membership_audit
-
-    return run_membership_audit(
-        ctx.victim(),
-        ctx.data.members,
-        ctx.data.nonmembers,
-        ctx.data.shadow,
-        ctx.stage_dir("membership"),
-        preset=ctx.config.preset,
-        seed=ctx.seed("membership"),
-        progress=ctx.progress,
-    )
-
-
-def stage_poisoning(ctx: AuditContext) -> dict[str, Any]:
-    from ..attacks.poisoning.audit import run_poisoning_audit
-
-    return run_poisoning_audit(
-        ctx.data.train,
-        ctx.data.test,
-        ctx.stage_dir("poisoning"),
-        preset=ctx.config.preset,
-        seed=ctx.seed("poisoning"),
-        victim=ctx.victim(),
-    )
-
-
-def stage_protection(ctx: AuditContext) -> dict[str, Any]:
-    """Unlearnable Clusters crafted with the victim as surrogate (a data owner's worst-case knowledge).
-
-    Crafting needs gradients, so a victim behind an API is replaced by the data owner's own surrogate:
-    a SimCLR encoder of the same kind pre-trained on the shadow split.
-    """
-    from ..attacks.unlearnable.audit import run_protection_audit
-    from ..train import TrainConfig, pretrain
-
-    victim = ctx.victim()
-    surrogate: Encoder = victim
-    note = None
-    if not isinstance(victim, LocalEncoder):
-        result = pretrain(
-            ctx.data.shadow,
-            method="simclr",
-            encoder=ctx.config.victim_encoder,
-            train=TrainConfig(epochs=5, batch_size=256, lr=2e-3, seed=ctx.seed("surrogate")),
-            progress=ctx.progress,
-        )
-        surrogate = LocalEncoder(result.objective.encoder)
-        note = (
-            "The victim is not differentiable from here (remote); the surrogate is SimCLR trained on the shadow split."
-        )
-    section = run_protection_audit(
-        ctx.data.train,
-        ctx.data.test,
-        ctx.stage_dir("protection"),
-        surrogate=surrogate,
-        preset=ctx.config.preset,
-        seed=ctx.seed("protection"),
-    )
-    if note:
-        section.setdefault("caveats", []).append(note)
+def _build(name: str, result: Any) -> Section:
+    if name == "victim":
+        return build_victim_section(result)
+    section = families()[name].build(result)
+    section.verdict = section.verdict.checked()
     return section
 
 
-STAGES: dict[str, tuple[str, Callable[[AuditContext], dict[str, Any]]]] = {
-    "victim": ("Encoder under audit", stage_victim),
-    "stealing": ("Encoder stealing", stage_stealing),
-    "membership": ("Membership inference", stage_membership),
-    "poisoning": ("Poisoning and backdoors", stage_poisoning),
-    "protection": ("Data protection", stage_protection),
-}
+def _load_result(name: str, data: Any) -> Any:
+    cls = VictimResult if name == "victim" else families()[name].result_type
+    return result_from_json(cls, data)
 
 
-# --------------------------------------------------------------------------------------------- runner
+def _run_stage(ctx: StageContext, name: str) -> Any:
+    if name == "victim":
+        return run_victim_stage(ctx)
+    fam = families()[name]
+    return fam.run(ctx, getattr(ctx.config, fam.config_attr))
 
 
 def seed_dir(run: RunDir, config: AuditConfig, seed: int) -> Path:
@@ -276,58 +184,62 @@ def seed_dir(run: RunDir, config: AuditConfig, seed: int) -> Path:
     return run.path if len(config.seeds) == 1 else run.file("seeds") / str(seed)
 
 
-def _write_results(
-    run: RunDir, config: AuditConfig, victim_spec: str | None, per_seed: dict[int, dict[str, Any]], t0: float
-) -> None:
+@dataclass
+class _SeedState:
+    sections: dict[str, Section]
+    results: dict[str, Any]
+    stage_seconds: dict[str, float]
+    splits: dict[str, Any]
+
+
+def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed: dict[int, _SeedState]) -> None:
     seeds = [s for s in config.seeds if s in per_seed]
     if len(seeds) > 1:
-        sections = aggregate_sections({s: per_seed[s]["sections"] for s in seeds})
+        sections = aggregate_sections({s: per_seed[s].sections for s in seeds})
     else:
-        sections = per_seed[seeds[0]]["sections"] if seeds else {}
+        sections = per_seed[seeds[0]].sections if seeds else {}
     stage_seconds: dict[str, float] = {}
     for s in seeds:
-        for name, sec in per_seed[s]["stage_seconds"].items():
+        for name, sec in per_seed[s].stage_seconds.items():
             stage_seconds[name] = round(stage_seconds.get(name, 0.0) + sec, 1)
-    victim = sections.get("victim", {})
+    victim = sections.get("victim")
     results = {
         "title": "Encoder audit",
-        "victim": {
-            "name": victim_spec or f"default SimCLR {config.victim_encoder} on {config.dataset}",
-            "description": victim.get("headline", ""),
-        },
-        "config": {**config_to_dict(config), "victim": victim_spec},
+        "victim": {"name": victim_label, "description": victim.headline.render() if victim else ""},
+        "config": config.to_dict(),
         "seeds": list(config.seeds),
-        "splits": per_seed[seeds[0]]["splits"] if seeds else {},
+        "splits": per_seed[seeds[0]].splits if seeds else {},
         "stage_seconds": stage_seconds,
-        "sections": sections,
+        "sections": {k: s.to_dict() for k, s in sections.items()},
         "per_seed": {
             str(s): {
-                **per_seed[s],
-                "wall_time_s": round(sum(per_seed[s]["stage_seconds"].values()), 1),
+                "sections": {k: v.to_dict() for k, v in per_seed[s].sections.items()},
+                "results": per_seed[s].results,
+                "stage_seconds": per_seed[s].stage_seconds,
+                "splits": per_seed[s].splits,
+                "wall_time_s": round(sum(per_seed[s].stage_seconds.values()), 1),
             }
             for s in seeds
         },
         "environment": {**environment(config.seeds[0]), "seeds": list(config.seeds)},
+        # the audit's wall time is its stages' time, so a resumed run reports the whole audit
+        "wall_time_s": round(sum(stage_seconds.values()), 1),
     }
-    # wall time of the audit = its stages' time, so a resumed run reports the whole audit, not the last session
-    results["wall_time_s"] = (
-        round(sum(stage_seconds.values()), 1) if stage_seconds else round(time.perf_counter() - t0, 1)
-    )
-    run.save_results(results, kind="audit")  # results' wall_time_s overrides the RunDir's own
+    run.save_results(results, kind="audit")
     build_report(run.path)
 
 
-def _run_stage(ctx: AuditContext, name: str, cached: Path) -> tuple[dict[str, Any], float]:
-    """Run one stage and store its section in ``cached``; a failure becomes a ``failed`` section (not stored)."""
-    title, fn = STAGES[name]
-    base = ctx.base or ctx.run.path
+def _one_stage(ctx: StageContext, name: str, cached: Path, base: Path, run: RunDir) -> tuple[Section, Any, float]:
+    """Run one stage and store its result in ``cached``; a failure becomes a ``failed`` section (not stored)."""
     log.info("seed %d, stage %s: started", ctx.run_seed, name)
-    seed_everything(ctx.seed(name))
+    seed_everything(ctx.seed)
     start = time.perf_counter()
     try:
-        section = normalise_section(fn(ctx), title=title, run_dir=ctx.run.path)
+        result = _run_stage(ctx, name)
+        section = _build(name, result)
         elapsed = round(time.perf_counter() - start, 1)
-        atomic_write_json(cached, {"section": section, "seconds": elapsed})
+        data = result_to_json(result)
+        atomic_write_json(cached, {"schema_version": SCHEMA_VERSION, "result": data, "seconds": elapsed})
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed audit must not hide the others
@@ -337,40 +249,62 @@ def _run_stage(ctx: AuditContext, name: str, cached: Path) -> tuple[dict[str, An
         error_log.write_text(traceback.format_exc())
         if name == "victim":
             raise
-        rel = error_log.relative_to(ctx.run.path)
-        section = normalise_section(
-            {
-                "verdict": "failed",
-                "headline": f"{type(exc).__name__}: {exc}",
-                "caveats": [f"traceback in {rel}; re-run the audit with --resume to retry this stage"],
-            },
-            title=title,
+        rel = error_log.resolve().relative_to(run.path.resolve()).as_posix()
+        section = status_section(
+            name,
+            _stage_title(name),
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+            [f"traceback in {rel}; re-run the audit with --resume to retry this stage"],
         )
-    log.info("seed %d, stage %s: %s in %.0f s", ctx.run_seed, name, section["verdict"], elapsed)
-    return section, elapsed
+        data = None
+    log.info("seed %d, stage %s: %s in %.0f s", ctx.run_seed, name, section.verdict.level, elapsed)
+    return section, data, elapsed
 
 
 def run_audit(
     config: AuditConfig,
-    run: RunDir,
+    run: RunDir | str | Path,
     *,
-    victim: str | None = None,
+    victim: Encoder | str | None = None,
     api_key: str | None = None,
     data_root: Path | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every stage of the audit in ``run``, once per seed of ``config.seeds``.
 
+    Args:
+        config: the resolved config (:func:`~encoder_audit.audit.config.resolve_config`).
+        run: the run directory (created if missing).
+        victim: the encoder under audit: an :class:`Encoder` object (e.g. from
+            :func:`encoder_audit.victim.wrap_encoder`), a spec string, or None for ``config.victim``
+            (None there too: the embedded default is trained).
+        api_key: key of a victim URL.
+        data_root: folder holding datasets.
+        progress: progress bars (None: automatic).
+
     A stage whose ``stages/<name>.json`` exists (in the seed's directory) is not run again.
 
     Returns:
         The results dictionary (also in ``run/results.json``).
     """
-    t0 = time.perf_counter()
-    stage_names = ["victim", *[s for s in STAGES if s in config.sections]]
+    if not isinstance(run, RunDir):
+        path = Path(run)
+        path.mkdir(parents=True, exist_ok=True)
+        run = RunDir.open(path)
+    device = resolve_device(config.device)
+    v = _Victim(
+        given=victim if victim is not None and not isinstance(victim, str) else None,
+        spec=victim if isinstance(victim, str) else config.victim,
+        api_key=api_key,
+        device=device,
+        options=dict(config.victim_options),
+    )
+    label = v.label(config)
+    fams = families()
+    stage_names = ["victim", *[s for s in fams if s in config.sections]]
     shared_splits = len(config.seeds) == 1 or run.file("splits.json").is_file()
-    per_seed: dict[int, dict[str, Any]] = {}
-    shared_victim: Encoder | None = None
+    per_seed: dict[int, _SeedState] = {}
     bar = tqdm(
         total=len(stage_names) * len(config.seeds),
         desc="audit",
@@ -383,31 +317,50 @@ def run_audit(
         stages_dir = base / "stages"
         stages_dir.mkdir(parents=True, exist_ok=True)
         manifest = run.file("splits.json") if shared_splits else base / "splits.json"
-        data = prepare_data(config, root=data_root, manifest_path=manifest, seed=seed)
-        ctx = AuditContext(config, run, data, victim, api_key, data_root, progress, seed, base, shared_victim)
-        state: dict[str, Any] = {
-            "sections": {},
-            "stage_seconds": {},
-            "splits": {k: len(v) for k, v in data.manifest.parts.items()} | {"sha256": data.manifest.hash()},
-        }
+        data = prepare_data(config.data, root=data_root, manifest_path=manifest, seed=seed)
+        state = _SeedState(
+            {}, {}, {}, {k: len(p) for k, p in data.manifest.parts.items()} | {"sha256": data.manifest.hash()}
+        )
         per_seed[seed] = state
         for name in stage_names:
             bar.set_description(f"audit: seed {seed} · {name}" if len(config.seeds) > 1 else f"audit: {name}")
-            if name == "victim" and victim is not None and seed != config.seeds[0]:
+            if name == "victim" and not v.trained_here and seed != config.seeds[0]:
                 bar.update(1)  # a given victim is one encoder: evaluated once, with the first seed
                 continue
             cached = stages_dir / f"{name}.json"
             if cached.is_file():
                 stored = json.loads(cached.read_text())
-                state["sections"][name], state["stage_seconds"][name] = stored["section"], stored["seconds"]
-                log.info("seed %d, stage %s: already done (%.0f s), skipped", seed, name, stored["seconds"])
-                bar.update(1)
-                continue
-            state["sections"][name], state["stage_seconds"][name] = _run_stage(ctx, name, cached)
+                try:
+                    result = _load_result(name, stored["result"])
+                    state.sections[name] = _build(name, result)
+                    state.results[name] = stored["result"]
+                    state.stage_seconds[name] = stored["seconds"]
+                    log.info("seed %d, stage %s: already done (%.0f s), skipped", seed, name, stored["seconds"])
+                    bar.update(1)
+                    continue
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("seed %d, stage %s: stored result unreadable (%s); running it again", seed, name, exc)
+            ctx = stage_context(
+                config,
+                run.path,
+                name,
+                run_seed=seed,
+                data=data,
+                victim=lambda b=base: v.get(b),
+                victim_label=label,
+                victim_trained_here=v.trained_here,
+                base=base,
+                data_root=data_root,
+                progress=progress,
+            )
+            section, raw, seconds = _one_stage(ctx, name, cached, base, run)
+            state.sections[name], state.stage_seconds[name] = section, seconds
+            if raw is not None:
+                state.results[name] = raw
             bar.update(1)
-            _write_results(run, config, victim, per_seed, t0)
-        if victim is not None:
-            shared_victim = ctx._victim
+            _write_results(run, config, label, per_seed)
+        if v.trained_here:
+            v._loaded = None  # the next seed trains its own default victim
     bar.close()
-    _write_results(run, config, victim, per_seed, t0)
+    _write_results(run, config, label, per_seed)
     return run.load_results()

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from . import cifar, digits, fashion_mnist, imagefolder, stl10, svhn, synthetic  # noqa: F401  (registers the datasets)
-from .base import DATASETS, DatasetInfo, ImageDataset, create_dataset, default_data_root, register_dataset
+from .base import DATASETS, DatasetInfo, ImageDataset, create_dataset, default_data_root, register_dataset, subsample
 from .splits import SplitManifest, make_splits
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "default_data_root",
     "make_splits",
     "register_dataset",
+    "subsample",
 ]

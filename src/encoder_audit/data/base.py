@@ -146,6 +146,15 @@ DATASETS: Registry[ImageDataset] = Registry("dataset")
 register_dataset = DATASETS.register
 
 
+def subsample(ds: ImageDataset, n: int | None, seed: int) -> ImageDataset:
+    """A seeded random subset of ``n`` images of ``ds`` in their original order (``ds`` itself if ``n`` is
+    None or not smaller than it): the one way every audit caps a split."""
+    if n is None or len(ds) <= n:
+        return ds
+    g = torch.Generator().manual_seed(int(seed))
+    return ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values)
+
+
 def default_data_root() -> Path:
     """``$ENCODER_AUDIT_DATA`` if set, else ``~/.cache/encoder-audit/data``."""
     env = os.environ.get("ENCODER_AUDIT_DATA")

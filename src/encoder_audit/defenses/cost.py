@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.base import ImageDataset
+from ..data.base import ImageDataset, subsample
 from ..evaluate import EvalConfig, extract_features, knn_accuracy, linear_probe_accuracy
 from ..victim import Encoder
 from .output import DefendedEncoder, OutputDefense, parse_defense_spec
@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 DefenseLike = str | OutputDefense | Sequence[str | OutputDefense]
 
 
-def _cap(ds: ImageDataset, n: int | None, seed: int) -> ImageDataset:
-    if n is None or len(ds) <= n:
-        return ds
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
-    return ds.subset(idx.sort().values)
 
 
 def _label(d: DefenseLike) -> str:
@@ -72,7 +67,7 @@ def defense_cost(
     c = config or EvalConfig()
     if train_ds.labels is None or test_ds.labels is None:
         raise ValueError("defense_cost needs labelled train and test sets")
-    train, test = _cap(train_ds, c.max_train, c.seed), _cap(test_ds, c.max_test, c.seed + 1)
+    train, test = subsample(train_ds, c.max_train, c.seed), subsample(test_ds, c.max_test, c.seed + 1)
     ytr, yte = train.labels, test.labels
     assert ytr is not None and yte is not None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..data.base import ImageDataset
+from ..data.base import ImageDataset, subsample
 from ..models.base import create_encoder
 from ..victim import Encoder, LocalEncoder
 from .features import extract_features
@@ -47,11 +47,6 @@ class EvalConfig:
             raise ValueError("max_train must be >= 10 and max_test >= 1")
 
 
-def _cap(ds: ImageDataset, n: int | None, seed: int) -> ImageDataset:
-    if n is None or len(ds) <= n:
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    return ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values)
 
 
 def evaluate_encoder(
@@ -66,7 +61,7 @@ def evaluate_encoder(
     if train.labels is None or test.labels is None:
         raise ValueError("downstream evaluation needs labelled train and test sets")
     t0 = time.perf_counter()
-    train, test = _cap(train, c.max_train, c.seed), _cap(test, c.max_test, c.seed + 1)
+    train, test = subsample(train, c.max_train, c.seed), subsample(test, c.max_test, c.seed + 1)
     ftr, fte = extract_features(encoder, train), extract_features(encoder, test)
     assert train.labels is not None and test.labels is not None
     knn = knn_accuracy(ftr, train.labels, fte, test.labels, k=c.knn_k, temperature=c.knn_temperature)

@@ -172,6 +172,13 @@ def _load_result(name: str, data: Any) -> Any:
     return result_from_json(cls, data)
 
 
+def _skip_reason(ctx: StageContext, name: str) -> str | None:
+    if name == "victim":
+        return None
+    fam = families()[name]
+    return fam.skip(ctx) if fam.skip is not None else None
+
+
 def _run_stage(ctx: StageContext, name: str) -> Any:
     if name == "victim":
         return run_victim_stage(ctx)
@@ -353,6 +360,12 @@ def run_audit(
                 data_root=data_root,
                 progress=progress,
             )
+            reason = _skip_reason(ctx, name)
+            if reason is not None:
+                state.sections[name] = status_section(name, _stage_title(name), "skipped", reason)
+                log.info("seed %d, stage %s: skipped (%s)", seed, name, reason)
+                bar.update(1)
+                continue
             section, raw, seconds = _one_stage(ctx, name, cached, base, run)
             state.sections[name], state.stage_seconds[name] = section, seconds
             if raw is not None:

@@ -95,3 +95,97 @@ def emit(text: str) -> None:
     """Write a result to stdout (the CLI's output channel)."""
     sys.stdout.write(text.rstrip("\n") + "\n")
     sys.stdout.flush()
+
+
+VICTIM_SPEC_HELP = (
+    "encoder under audit: a checkpoint (.safetensors with its .json sidecar), torchvision:NAME or timm:NAME "
+    "(with --weights), torchscript:FILE (runs the archive's code), python:MODULE:FACTORY (imports your code) "
+    "or an http(s) URL of an embedding service; see docs/YOUR_ENCODER.md"
+)
+"""Help text for a command's ``--victim`` option (the specs :func:`encoder_audit.victim.load_encoder` opens)."""
+
+VICTIM_OPTION_KEYS = ("weights", "input_shape", "mean", "std", "feature_layer", "autocast")
+"""The keys :func:`victim_options` may return (the keyword arguments of ``load_encoder`` they fill)."""
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    from ..models.external import parse_input_shape
+
+    try:
+        return parse_input_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    from ..models.external import parse_floats
+
+    try:
+        return parse_floats(text, "--mean/--std")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_victim_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a victim spec: ``--weights``, ``--input-shape``, ``--mean``, ``--std``,
+    ``--feature-layer`` and ``--autocast`` (not ``--victim`` or ``--device``, which commands add
+    themselves). Every default is None: :func:`victim_options` returns only what the user gave."""
+    g = parser.add_argument_group(
+        "victim spec options", "for torchvision:, timm:, torchscript: and python: victims (see docs/YOUR_ENCODER.md)"
+    )
+    g.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="weights of a torchvision:/timm:/python: victim: .safetensors, or a .pt/.pth state dict (read with "
+        "torch.load(weights_only=True); a file that would need code unpickled is refused); 'random' keeps the "
+        "random init",
+    )
+    g.add_argument(
+        "--input-shape",
+        type=_input_shape,
+        default=None,
+        metavar="C,H,W",
+        help="input the encoder takes (default: the model family's, e.g. 3,224,224 for torchvision)",
+    )
+    g.add_argument(
+        "--mean",
+        type=_floats,
+        default=None,
+        metavar="M1,M2,M3",
+        help="per-channel input mean (default: the model family's, e.g. ImageNet's; none for torchscript:/python:)",
+    )
+    g.add_argument("--std", type=_floats, default=None, metavar="S1,S2,S3", help="per-channel input std (idem)")
+    g.add_argument(
+        "--feature-layer",
+        default=None,
+        metavar="NAME",
+        help="submodule whose output is the embedding, e.g. layer3 (default: the output with the classifier head "
+        "removed); a feature map is averaged over its spatial positions",
+    )
+    g.add_argument(
+        "--autocast",
+        choices=["bf16", "fp16"],
+        default=None,
+        help="run the victim's forward pass in reduced precision (large victims on a GPU)",
+    )
+
+
+def victim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The victim spec options the user gave, as ``load_encoder`` keyword arguments.
+
+    Keys (only those given): ``weights`` (str), ``input_shape`` ([C, H, W]), ``mean`` and ``std``
+    (lists of floats), ``feature_layer`` (str), ``autocast`` (str). Lists rather than tuples, so the
+    dictionary survives a JSON round trip unchanged (the audit stores it in its config).
+    """
+    out: dict[str, Any] = {}
+    for key in VICTIM_OPTION_KEYS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if key in ("input_shape", "mean", "std"):
+            value = list(value)
+        elif key == "weights":
+            value = str(value)
+        out[key] = value
+    return out

@@ -20,6 +20,7 @@ ORDER = [
     "audit",
     "pretrain",
     "evaluate",
+    "convert",
     "steal",
     "verify",
     "membership",

@@ -23,12 +23,14 @@ class EncoderNet(nn.Module):
 
     Args:
         backbone: module mapping normalized (N, C, H, W) to (N, D).
-        arch: registry name of the backbone.
+        arch: registry name of the backbone (``torchvision:NAME`` etc. for an external one, see
+            :mod:`.external`).
         in_channels: C.
-        image_size: H = W the encoder expects.
+        image_size: H the encoder expects (and W, unless ``image_width`` is given).
         feature_dim: D.
         mean: per-channel mean used for normalization.
         std: per-channel standard deviation.
+        image_width: W when it differs from H (external backbones only; the built-in ones are square).
 
     Shape:
         input: (N, C, H, W) float in [0, 1]; output: (N, D).
@@ -47,6 +49,7 @@ class EncoderNet(nn.Module):
         feature_dim: int,
         mean: Sequence[float],
         std: Sequence[float],
+        image_width: int | None = None,
     ) -> None:
         super().__init__()
         if len(mean) == 1 and in_channels > 1:
@@ -57,13 +60,14 @@ class EncoderNet(nn.Module):
         self.arch = arch
         self.in_channels = in_channels
         self.image_size = image_size
+        self.image_width = image_size if image_width is None else image_width
         self.feature_dim = feature_dim
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.image_size, self.image_size)
+        return (self.in_channels, self.image_size, self.image_width)
 
     def normalization(self) -> dict[str, list[float]]:
         return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
@@ -83,21 +87,35 @@ def create_encoder(
     *,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    image_width: int | None = None,
     **kwargs: object,
 ) -> EncoderNet:
     """Build a randomly initialised encoder by name.
 
     Args:
-        name: ``cnn-small``, ``resnet18``, ``resnet34``, ``resnet50``, ``vgg11`` (see ``ENCODERS``).
+        name: ``cnn-small``, ``resnet18``, ``resnet34``, ``resnet50``, ``vgg11`` (see ``ENCODERS``), or
+            an external architecture ``torchvision:NAME`` / ``timm:NAME`` (optionally ``@LAYER``: the
+            features are taken at that submodule), built with its classifier head removed (see
+            :func:`encoder_audit.models.external.create_external`).
         in_channels: input channels.
-        image_size: input side length.
-        mean: normalization mean per channel (default 0.5).
-        std: normalization std per channel (default 0.5).
+        image_size: input side length (the height, for an external architecture).
+        mean: normalization mean per channel (default 0.5; an external architecture's own
+            statistics, e.g. ImageNet's for torchvision).
+        std: normalization std per channel (default 0.5; idem).
+        image_width: input width of an external architecture (default: ``image_size``).
 
     >>> enc = create_encoder("cnn-small", in_channels=1, image_size=28)
     >>> enc(torch.rand(2, 1, 28, 28)).shape
     torch.Size([2, 128])
     """
+    if ":" in name:
+        from .external import create_external
+
+        return create_external(
+            name, in_channels=in_channels, image_size=image_size, image_width=image_width, mean=mean, std=std
+        )
+    if image_width is not None and image_width != image_size:
+        raise ValueError(f"encoder {name!r} takes square images; got {image_size}x{image_width}")
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
     if image_size < 8:

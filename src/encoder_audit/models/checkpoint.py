@@ -7,9 +7,16 @@ An encoder checkpoint is two files side by side::
                        data-manifest hash, package versions and the sha256 of the weights file
 
 ``load_encoder`` verifies the sha256 before reading a byte of weights. Nothing here ever unpickles:
-``.pt``/``.pth``/``.pkl`` files are refused with an explanation. Resumable *training state* (optimizer
-moments, RNG states) is the one thing saved with ``torch.save``; it is read back with
-``torch.load(weights_only=True)``, which only admits tensors and plain containers.
+``.pt``/``.pth``/``.pkl`` files are refused as checkpoints, with the spec that does load them (a state
+dict: ``torchvision:NAME --weights FILE``; a TorchScript archive: ``torchscript:FILE``). Resumable
+*training state* (optimizer moments, RNG states) is the one thing saved with ``torch.save``; it is
+read back with ``torch.load(weights_only=True)``, which only admits tensors and plain containers.
+
+The architecture is a built-in encoder name (``resnet18``, ...) or an external one that can be
+rebuilt from its name, ``torchvision:NAME`` / ``timm:NAME`` (``@LAYER`` when the features are
+taken at a submodule), as written by ``encoder-audit convert``. A checkpoint of a user's own module
+(``python:...``) is not rebuilt from its sidecar, which would run code the sidecar names: it is
+loaded with that spec and ``--weights``. The format is documented in ``docs/CHECKPOINTS.md``.
 """
 
 from __future__ import annotations
@@ -110,7 +117,13 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     weights, sidecar = _paths(path)
     _refuse_pickle(Path(path))
     if not sidecar.is_file():
-        raise CheckpointError(f"checkpoint sidecar {sidecar} not found (expected next to {weights.name})")
+        hint = (
+            f"; if {weights.name} is a bare state dict, name its architecture: --victim torchvision:NAME "
+            f"--weights {weights} (or timm:NAME, python:MODULE:FACTORY; see docs/CHECKPOINTS.md)"
+            if weights.is_file()
+            else ""
+        )
+        raise CheckpointError(f"checkpoint sidecar {sidecar} not found (expected next to {weights.name}){hint}")
     try:
         meta = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
@@ -121,11 +134,21 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 
 
 def _refuse_pickle(path: Path) -> None:
-    if path.suffix.lower() in PICKLE_SUFFIXES:
+    if path.suffix.lower() not in PICKLE_SUFFIXES:
+        return
+    from .external import is_torchscript_archive  # reads the zip listing only, never the pickle
+
+    if path.is_file() and is_torchscript_archive(path):
         raise CheckpointError(
-            f"refusing to load {path}: {path.suffix} files are Python pickles, which can run arbitrary code. "
-            "Convert trusted weights to safetensors (see docs/CHECKPOINTS.md)."
+            f"refusing to load {path} as a checkpoint: it is a TorchScript archive (a pickle with code). "
+            f"Audit it as --victim torchscript:{path}, which runs the archive's TorchScript code"
         )
+    raise CheckpointError(
+        f"refusing to load {path} as a checkpoint: {path.suffix} files are Python pickles, which can run arbitrary "
+        f"code. A state dict is read safely (torch.load(weights_only=True)) with --victim torchvision:NAME --weights "
+        f"{path} (or timm:NAME, python:MODULE:FACTORY); `encoder-audit convert` turns it into a checkpoint "
+        "(see docs/CHECKPOINTS.md)"
+    )
 
 
 def load_encoder_net(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[EncoderNet, dict[str, Any]]:
@@ -151,11 +174,29 @@ def load_encoder_net(path: str | Path, *, device: str | torch.device = "cpu") ->
     shape = meta["input_shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape)):
         raise CheckpointError(f"{sidecar}: input_shape must be [C, H, W], got {shape!r}")
-    c, h, _w = shape
+    c, h, w = shape
     norm = meta.get("normalization") or {}
+    arch = meta["architecture"]
+    if not isinstance(arch, str) or not arch:
+        raise CheckpointError(f"{sidecar}: architecture must be a name, got {arch!r}")
+    source = arch.partition(":")[0] if ":" in arch else ""
+    if source and source not in ("torchvision", "timm"):
+        spec = arch.partition("@")[0]
+        layer = meta.get("feature_layer")
+        raise CheckpointError(
+            f"{weights.name} holds the weights of {arch}, which is defined by code, not by a name: load it with "
+            f"--victim {spec} --weights {weights}"
+            + (f" --feature-layer {layer}" if layer else "")
+            + " (which imports that code)"
+        )
     try:
         enc = create_encoder(
-            meta["architecture"], in_channels=c, image_size=h, mean=norm.get("mean"), std=norm.get("std")
+            arch,
+            in_channels=c,
+            image_size=h,
+            image_width=w if w != h else None,
+            mean=norm.get("mean"),
+            std=norm.get("std"),
         )
     except (UserError, ValueError) as exc:  # unknown architecture, unsupported shape or normalization
         raise CheckpointError(f"{sidecar} describes an encoder that cannot be built: {exc}") from None

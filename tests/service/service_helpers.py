@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
+import threading
+import zlib
 
 import numpy as np
 import torch
@@ -31,6 +34,31 @@ class FailingEncoder(LinearEncoder):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("simulated inference failure")
+
+
+class GatedEncoder(LinearEncoder):
+    """Blocks every forward pass until ``gate`` is set (to hold requests in the model queue)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        self.entered.set()
+        assert self.gate.wait(timeout=60), "test gate never opened"
+        return super().embed(images)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def crafted_png(width: int, height: int, *, color_type: int = 0, idat: bytes = b"") -> bytes:
+    """A PNG whose IHDR announces ``width`` x ``height`` (8-bit) followed by ``idat`` as its only data
+    chunk: a header that may lie about pixels it never carries (decompression bombs, corrupt data)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -84,3 +112,22 @@ CORPUS = {
     "unknown type": ("text/plain", b"hi", 415, "unsupported_media_type"),
     "no type": ("", b"hi", 415, "unsupported_media_type"),
 }
+
+
+POSTGRES_ENV = "ENCODER_AUDIT_POSTGRES_DSN"
+
+
+def postgres_dsn_or_skip() -> str:
+    """The DSN of a PostgreSQL server for the tests, or skip with the reason."""
+    import os
+
+    import pytest
+
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (scripts/ci_postgres.sh starts a throwaway one)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("the psycopg (v3) driver is not installed: pip install 'psycopg[binary]'")
+    return dsn

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from service_helpers import FailingEncoder, LinearEncoder, npy_bytes, png_bytes
+from service_helpers import FailingEncoder, LinearEncoder, crafted_png, npy_bytes, png_bytes
 
 from encoder_audit.service.app import create_app
 from encoder_audit.service.auth import KeySpec, KeyStore, hash_key
@@ -119,14 +119,15 @@ def test_rate_limit_429_with_retry_after(tmp_path):
         assert c.get("/v1/usage", headers=auth()).json()["used"] == 2  # the refused request was not charged
 
 
-def test_inference_failure_is_refunded(tmp_path):
+def test_inference_failure_is_released_not_charged(tmp_path):
     with make_client(tmp_path, FailingEncoder(), budget=10) as c:
         r = post_npy(c, np.zeros((4, 1, 8, 8), np.uint8))
         assert r.status_code == 500 and r.json()["error"] == "inference_failed"
         u = c.get("/v1/usage", headers=auth()).json()
-        assert (u["used"], u["calls"]) == (0, 0)
-        assert "encoder_audit_refunded_images_total 4" in c.get("/metrics").text
-        assert "encoder_audit_images_total 0" in c.get("/metrics").text
+        assert (u["used"], u["calls"], u["reserved"], u["remaining"]) == (0, 0, 0, 10)
+        text = c.get("/metrics").text
+        assert 'encoder_audit_released_images_total{reason="error"} 4' in text
+        assert "encoder_audit_images_total 0" in text and "encoder_audit_reserved_images 0" in text
 
 
 def test_body_size_limit_declared_and_streamed(tmp_path):
@@ -189,3 +190,102 @@ def test_malformed_inputs_are_4xx_and_not_charged(tmp_path, ctype, body):
         r = c.post("/v1/embeddings", content=body, headers={**auth(), "Content-Type": ctype})
         assert 400 <= r.status_code < 500 and r.json()["error"] and r.json()["detail"]
         assert c.get("/v1/usage", headers=auth()).json()["used"] == 0
+
+
+# --- refusing before work -----------------------------------------------------------------------------
+
+
+def _multipart(blobs):
+    return [("image", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)]
+
+
+def test_budget_is_checked_before_any_pixel_is_decoded(tmp_path):
+    """PNGs whose pixel data is corrupt: decoding them would answer 400 bad_png. An account whose budget
+    cannot cover the request gets 429 instead, so the refusal happened from the headers alone."""
+    corrupt = crafted_png(1024, 1024, idat=b"not zlib data")
+    config = ServiceConfig(max_batch=16, max_pixels=1024 * 1024, max_body_bytes=64 * 1024)
+    with make_client(tmp_path, budget=0, config=config) as c:
+        r = c.post("/v1/embeddings", files=_multipart([corrupt] * 8), headers=auth())
+        assert r.status_code == 429 and r.json()["error"] == "budget_exhausted", r.text
+        assert (r.json()["requested"], r.json()["remaining"]) == (8, 0)
+        # an account that can pay is decoded, refused 400 and not charged
+        r = c.post("/v1/embeddings", files=_multipart([corrupt] * 8), headers=auth(KEY2))
+        assert r.status_code == 400 and r.json()["error"] == "bad_png"
+        u = c.get("/v1/usage", headers=auth(KEY2)).json()
+        assert (u["used"], u["reserved"], u["calls"]) == (0, 0, 0)
+        assert 'encoder_audit_released_images_total{reason="error"} 8' in c.get("/metrics").text
+
+
+def test_request_pixel_total_is_capped_from_headers(tmp_path):
+    config = ServiceConfig(max_batch=16, max_pixels=64 * 64, max_request_pixels=3 * 64 * 64, max_body_bytes=64 * 1024)
+    big = png_bytes(np.zeros((64, 64), np.uint8))
+    with make_client(tmp_path, config=config) as c:
+        r = c.post("/v1/embeddings", files=_multipart([big] * 4), headers=auth())
+        assert r.status_code == 413 and r.json()["error"] == "request_too_large" and r.json()["limit"] == 3 * 64 * 64
+        assert c.post("/v1/embeddings", files=_multipart([big] * 3), headers=auth()).status_code == 200
+        r = post_npy(c, np.zeros((4, 1, 64, 64), np.uint8))
+        assert r.status_code == 413 and r.json()["error"] == "request_too_large"
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 3
+
+
+def test_png_above_the_decoders_bomb_limit_is_413(tmp_path):
+    from PIL import Image
+
+    side = int((Image.MAX_IMAGE_PIXELS or 89_478_485) ** 0.5) + 100  # above Pillow's warning threshold
+    config = ServiceConfig(max_batch=4, max_pixels=side * side, max_request_pixels=side * side, max_body_bytes=4096)
+    with make_client(tmp_path, config=config) as c:
+        r = c.post("/v1/embeddings", content=crafted_png(side, side), headers={**auth(), "Content-Type": "image/png"})
+        assert r.status_code == 413 and r.json()["error"] == "image_too_large", r.text
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 0
+
+
+def test_missing_key_is_401_before_the_declared_size(tmp_path):
+    with make_client(tmp_path) as c:
+        big = b"\x00" * (64 * 1024 + 1)
+        r = c.post("/v1/embeddings", content=big, headers={"Content-Type": NPY})
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        r = c.post("/v1/embeddings", content=big, headers={**auth(), "Content-Type": NPY})
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+
+
+def test_chunked_multipart_over_the_cap_is_413(tmp_path):
+    png = png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
+    boundary = "XyZ"
+
+    def body():  # streamed without Content-Length
+        for i in range(40):
+            part = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            yield part + png + b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    config = ServiceConfig(max_batch=64, max_pixels=64 * 64, max_body_bytes=64 * 1024)
+    with make_client(tmp_path, config=config) as c:
+        headers = {**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        r = c.post("/v1/embeddings", content=body(), headers=headers)
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large", r.text
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 0
+
+
+def test_head_healthz_and_metrics(tmp_path):
+    with make_client(tmp_path) as c:
+        assert c.head("/healthz").status_code == 200
+        assert c.head("/metrics").status_code == 200
+
+
+def test_json_response_is_float32_exact_and_usage_has_reservations(tmp_path):
+    enc = LinearEncoder()
+    x = np.random.default_rng(3).integers(0, 256, (6, 1, 8, 8), dtype=np.uint8)
+    with make_client(tmp_path, enc, budget=14) as c:
+        r = post_npy(c, x, accept="application/json")
+        assert r.status_code == 200
+        got = np.array(r.json()["embeddings"], dtype=np.float32)
+        npy = parse_npy(post_npy(c, x).content)
+        assert np.array_equal(got, npy)  # the JSON numbers parse back to the exact float32 values
+        assert r.json()["usage"] == {"charged": 6, "used": 6, "remaining": 8, "budget": 14}
+        u = c.get("/v1/usage", headers=auth()).json()
+        assert (u["used"], u["reserved"], u["remaining"]) == (12, 0, 2)
+        r = post_npy(c, x[:3])
+        assert r.status_code == 429 and r.json()["reserved"] == 0 and r.json()["remaining"] == 2

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import signal
@@ -16,11 +18,12 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from service_helpers import CORPUS, NPY, LinearEncoder, npy_bytes
+from service_helpers import CORPUS, NPY, GatedEncoder, LinearEncoder, npy_bytes
 
 from encoder_audit.errors import BudgetExhausted
 from encoder_audit.service.client import RemoteEncoder, RemoteError
 from encoder_audit.service.config import ServiceConfig
+from encoder_audit.service.ledger import SQLiteLedger
 from encoder_audit.service.testing import serve_in_background
 from encoder_audit.victim import QueryCounter
 
@@ -224,3 +227,127 @@ def test_serve_in_background_from_checkpoint_with_defense(tmp_path, tiny_encoder
     expected = torch.round(load_encoder(ckpt).embed(x), decimals=1)
     assert torch.allclose(out, expected, atol=0.1 + 1e-6)
     assert (out * 10 - (out * 10).round()).abs().max() < 1e-4  # answers are rounded
+
+
+def _metric(url: str, line: str) -> bool:
+    return line in httpx.get(url + "/metrics", timeout=10).text
+
+
+def _wait_for(predicate, what: str, timeout: float = 30.0) -> None:
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_queued_request_whose_client_gives_up_is_not_charged():
+    """A request waiting for the model when its client times out is released, not charged; the
+    request in the model meanwhile is charged once its response is written."""
+    enc = GatedEncoder()
+    x = npy_bytes(np.zeros((5, 1, 8, 8), np.uint8))
+    with serve_in_background(enc, budget=100) as (url, key):
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": NPY, "Accept": NPY}
+        first: list[int] = []
+        t = threading.Thread(
+            target=lambda: first.append(
+                httpx.post(url + "/v1/embeddings", content=x, headers=headers, timeout=60).status_code
+            )
+        )
+        t.start()
+        assert enc.entered.wait(30)
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(
+                url + "/v1/embeddings",
+                content=npy_bytes(np.zeros((7, 1, 8, 8), np.uint8)),
+                headers=headers,
+                timeout=0.5,
+            )
+        _wait_for(lambda: _metric(url, 'encoder_audit_released_images_total{reason="disconnect"} 7'), "the release")
+        usage = httpx.get(url + "/v1/usage", headers=headers).json()
+        assert (usage["used"], usage["reserved"], usage["remaining"]) == (0, 5, 95)
+        enc.gate.set()
+        t.join(timeout=60)
+        assert first == [200]
+        usage = httpx.get(url + "/v1/usage", headers=headers).json()
+        assert (usage["used"], usage["reserved"], usage["calls"]) == (5, 0, 1)
+        assert _metric(url, "encoder_audit_images_total 5") and _metric(url, "encoder_audit_reserved_images 0")
+
+
+def test_request_timeout_answers_503_and_charges_nothing():
+    enc = GatedEncoder()
+    config = ServiceConfig(request_timeout=0.3)
+    with serve_in_background(enc, budget=100, config=config) as (url, key):
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": NPY}
+        codes: list[int] = []
+
+        def post(n: int) -> None:
+            body = npy_bytes(np.zeros((n, 1, 8, 8), np.uint8))
+            codes.append(httpx.post(url + "/v1/embeddings", content=body, headers=headers, timeout=60).status_code)
+
+        a = threading.Thread(target=post, args=(3,))
+        a.start()
+        assert enc.entered.wait(30)
+        b = httpx.post(
+            url + "/v1/embeddings", content=npy_bytes(np.zeros((4, 1, 8, 8), np.uint8)), headers=headers, timeout=60
+        )
+        assert b.status_code == 503 and b.json()["error"] == "timeout" and "retry-after" in b.headers
+        enc.gate.set()
+        a.join(timeout=60)
+        assert codes == [503]  # its answer could not start within the time-out either
+        usage = httpx.get(url + "/v1/usage", headers=headers).json()
+        assert (usage["used"], usage["reserved"], usage["calls"]) == (0, 0, 0)
+        assert _metric(url, 'encoder_audit_released_images_total{reason="timeout"} 7')
+
+
+def test_malformed_chunked_requests_log_no_error_traceback():
+    """Broken chunked encodings, and clients leaving mid-body, are answered without ERROR logs."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.ERROR)
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn", "encoder_audit", "")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        with serve_in_background(LinearEncoder(), budget=100) as (url, key):
+            port = int(url.rsplit(":", 1)[1])
+            head = (
+                "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {key}\r\nContent-Type: application/x-npy\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+            for tail in (b"zz\r\nnot a chunk size\r\n", b"", b"5\r\nabc"):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(head + b"10\r\n" + b"\x93NUMPY" + b"\x00" * 10 + b"\r\n")
+                    time.sleep(0.2)  # the app is reading the body now
+                    if tail:
+                        s.sendall(tail)
+                    s.shutdown(socket.SHUT_WR)
+                    s.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        s.recv(1024)
+            assert httpx.get(url + "/healthz").json()["status"] == "ok"
+            assert httpx.get(url + "/v1/usage", headers={"X-API-Key": key}).json()["used"] == 0
+            assert 'status="500"' not in httpx.get(url + "/metrics").text
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
+
+
+def test_restart_releases_reservations_of_a_dead_server(tmp_path):
+    """Reservations left by a killed server are released once expired, at the next start-up."""
+    path = tmp_path / "ledger.sqlite"
+    keys = {"alice": {"key": "ea_dead_server_key", "budget": 20}}
+    dead = SQLiteLedger(path)
+    dead.ensure("alice")
+    assert dead.reserve("alice", 15, 20, ttl=0.05).ok  # in flight when the server died
+    dead.close()
+    time.sleep(0.1)
+    with serve_in_background(LinearEncoder(), keys=keys, ledger=path) as (url, key):
+        usage = RemoteEncoder(url, key).server_usage()
+        assert (usage["used"], usage["reserved"], usage["remaining"]) == (0, 0, 20)
+    assert SQLiteLedger(path).account("alice").released == 15

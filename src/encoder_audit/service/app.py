@@ -3,61 +3,125 @@
 Endpoints:
 
 * ``POST /v1/embeddings``: images in (see :mod:`~encoder_audit.service.wire`), float32 embeddings out.
-  Order of checks: API key (401) -> token bucket (429 + ``Retry-After``) -> body size (413, while the
-  bytes arrive) -> decoding and limits (400/413/415/422) -> atomic budget charge (429 with the
-  remaining queries; nothing charged) -> inference and defenses (a failure refunds the charge, 500).
-* ``GET /v1/info``: input shape, embedding dimension, limits, formats, defense names (key required).
-* ``GET /v1/usage``: the caller's used, remaining and total queries (key required).
-* ``GET /healthz``: liveness; ``GET /metrics``: Prometheus text.
+  Nothing expensive runs before the request is paid for. Order of work:
 
-The model is loaded once in the ``lifespan`` (FastAPI's pattern for a shared ML model) and the
-inference endpoint hands the work (decode, charge, forward pass, encode) to the thread pool, so the
-event loop keeps answering ``/healthz`` while a batch is embedded.
+  1. API key (401), token bucket (429 + ``Retry-After``), declared ``Content-Length`` (413);
+  2. the body, counted while it arrives (413);
+  3. headers only: image count, each image's size, the request's pixel total (400/413/415/422);
+  4. a ledger **reservation** of the images (429 ``budget_exhausted`` with the remaining queries;
+     nothing held or charged);
+  5. decoding, each image resized right after it is decoded, at most ``decode_concurrency`` at once
+     in the whole process (400/413/422: released);
+  6. a wait for the model (one forward pass at a time), abandoned when the client disconnects
+     (released) or after ``request_timeout`` (503 ``timeout``, released);
+  7. inference and defenses (a failure: 500, released);
+  8. the response, written in 64 KiB pieces with flow control within ``write_timeout``; the
+     reservation is **committed** (charged) once the last byte was handed to the connection, and
+     released if the client left first.
+
+* ``GET /v1/info``: input shape, embedding dimension, limits, formats, defense names (key required).
+* ``GET /v1/usage``: the caller's used, reserved, remaining and total queries (key required).
+* ``GET|HEAD /healthz``: liveness; ``GET|HEAD /metrics``: Prometheus text.
+
+The model is loaded once in the ``lifespan`` (FastAPI's pattern for a shared ML model); decoding,
+the ledger, inference and encoding run in the thread pool, so the event loop keeps answering
+``/healthz`` while a batch is embedded.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..defenses.output import OutputDefense, parse_defense_spec
-from ..victim import Encoder, adapt_images
+from ..victim import Encoder
 from .auth import KeySpec, KeyStore
 from .config import ServiceConfig
 from .errors import ApiError
-from .ledger import Ledger
-from .limits import BodySizeLimit
+from .ledger import BaseLedger, Reservation, open_ledger
+from .limits import BodySizeLimit, BodyTooLarge, declared_length, too_large_body
 from .metrics import Metrics
 from .ratelimit import RateLimiter, retry_after_header
 from .wire import (
     MULTIPART_TYPE,
-    Batch,
     Limits,
-    decode_body,
-    decode_pngs,
+    Pending,
     encode_json,
     encode_npy,
     media_type,
+    prepare_body,
+    prepare_pngs,
     wants_npy,
 )
 
 log = logging.getLogger(__name__)
 
 NPY_MEDIA = "application/x-npy"
-KNOWN_PATHS = frozenset({"/v1/embeddings", "/v1/info", "/v1/usage", "/healthz", "/metrics"})
+EMBED_PATH = "/v1/embeddings"
+KNOWN_PATHS = frozenset({EMBED_PATH, "/v1/info", "/v1/usage", "/healthz", "/metrics"})
+WRITE_CHUNK = 64 * 1024
+CLIENT_GONE = 499  # nginx's "client closed request": recorded in metrics, never seen by a client
+
+
+def _gone() -> ApiError:
+    return ApiError(CLIENT_GONE, "client_disconnected", "the client closed the connection; nothing was charged")
+
+
+class ClientWatch:
+    """Listens for ``http.disconnect`` while a request is in flight (its body already read).
+
+    ``lost`` is set when the client goes away before the response was completely written; it is a
+    :class:`threading.Event` so that decoding threads can poll it, with an asyncio twin to await.
+    """
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self.lost = threading.Event()
+        self._lost_async = asyncio.Event()
+        self._finished = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        try:
+            while True:
+                message = await self._receive()
+                if message.get("type") == "http.disconnect":
+                    break
+        except Exception:  # a broken receive channel means the client is gone as well
+            log.debug("receive failed while watching for a disconnect", exc_info=True)
+        if not self._finished:
+            self.lost.set()
+            self._lost_async.set()
+
+    async def wait_lost(self) -> None:
+        await self._lost_async.wait()
+
+    def finish(self) -> None:
+        """The response is fully handed over: a disconnect from now on is the normal end."""
+        self._finished = True
+
+    def stop(self) -> None:
+        self._finished = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
 
 class EmbeddingService:
@@ -66,7 +130,7 @@ class EmbeddingService:
     Args:
         target: an :class:`~encoder_audit.victim.Encoder` or a checkpoint path (loaded at start-up).
         keys: the accounts.
-        ledger: the usage ledger, or a path to its SQLite file (opened at start-up).
+        ledger: a ledger, a path to its SQLite file or a ``postgresql://`` URL (opened at start-up).
         defenses: output defenses applied in order; per-user ones (``per_user = True``) receive the
             account name.
         config: limits.
@@ -76,26 +140,29 @@ class EmbeddingService:
         self,
         target: Encoder | str | Path,
         keys: KeyStore,
-        ledger: Ledger | str | Path,
+        ledger: BaseLedger | str | Path,
         defenses: Sequence[OutputDefense],
         config: ServiceConfig,
     ) -> None:
         self.target = target
         self.keys = keys
         self._ledger_arg = ledger
-        self.ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
+        self.ledger: BaseLedger | None = ledger if isinstance(ledger, BaseLedger) else None
         self.defenses = list(defenses)
         self.config = config
-        self.limits = Limits(config.max_batch, config.max_pixels)
+        self.limits = Limits(config.max_batch, config.max_pixels, config.max_request_pixels)
         self.limiter = RateLimiter()
         self.metrics = Metrics()
         self.encoder: Encoder | None = None if isinstance(target, (str, Path)) else target
-        self._infer_lock: threading.Lock | None = threading.Lock() if config.serialize_inference else None
-        self._owns_ledger = not isinstance(ledger, Ledger)
+        self._decode_gate = threading.BoundedSemaphore(config.decode_concurrency)
+        self._defense_lock = threading.Lock()  # stateful defenses (noise generators, B4B coverage)
+        self._infer_lock: asyncio.Lock | None = None
+        self._owns_ledger = not isinstance(ledger, BaseLedger)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Load the model and the ledger; release reservations that dead requests left behind."""
         if self.config.inference_threads:
             torch.set_num_threads(self.config.inference_threads)
         if self.encoder is None:
@@ -104,10 +171,14 @@ class EmbeddingService:
             self.encoder = load_encoder(self.target)  # type: ignore[arg-type]
             log.info("loaded %s", self.encoder)
         if self.ledger is None:
-            self.ledger = Ledger(self._ledger_arg, synchronous=self.config.sqlite_synchronous)  # type: ignore[arg-type]
+            self.ledger = open_ledger(self._ledger_arg, synchronous=self.config.sqlite_synchronous)
         for name in self.keys.specs:
             self.ledger.ensure(name)
-        log.info("serving %d account(s); ledger %s", len(self.keys), self.ledger.path)
+        freed = self.ledger.release_expired()
+        if freed:
+            log.warning("released %d images held by expired reservations", freed)
+        self._infer_lock = asyncio.Lock() if self.config.serialize_inference else None
+        log.info("serving %d account(s); ledger %s", len(self.keys), self.ledger.location)
 
     def stop(self) -> None:
         if self.ledger is not None and self._owns_ledger:
@@ -145,70 +216,272 @@ class EmbeddingService:
 
     def usage(self, spec: KeySpec) -> dict[str, Any]:
         assert self.ledger is not None
-        used, calls = self.ledger.usage(spec.name)
-        remaining = None if spec.budget is None else max(spec.budget - used, 0)
-        return {"account": spec.name, "used": used, "calls": calls, "budget": spec.budget, "remaining": remaining}
+        u = self.ledger.account(spec.name)
+        remaining = None if spec.budget is None else max(spec.budget - u.used - u.reserved, 0)
+        return {
+            "account": spec.name,
+            "used": u.used,
+            "calls": u.calls,
+            "reserved": u.reserved,
+            "budget": spec.budget,
+            "remaining": remaining,
+        }
 
-    # -- the work of one embedding request (runs in the thread pool) ----------------------------
+    # -- one embedding request -------------------------------------------------------------------
 
-    def _embed(self, batch: Batch, user: str) -> torch.Tensor:
-        assert self.encoder is not None
-        shape = self.encoder.input_shape
-        if len(batch.chunks) == 1:
-            x = batch.chunks[0]
-        else:
-            x = torch.cat([adapt_images(c, shape) for c in batch.chunks])
-        with self._infer_lock or contextlib.nullcontext():
-            return self._forward(x, user)
-
-    def _forward(self, x: torch.Tensor, user: str) -> torch.Tensor:
-        assert self.encoder is not None
-        out = self.encoder.embed(x).float()
-        for defense in self.defenses:  # stateful defenses (noise generators, B4B coverage) stay serialized
-            out = defense(out, x, user=user) if getattr(defense, "per_user", False) else defense(out, x)  # type: ignore[call-arg]
-        return out.float().contiguous()
-
-    def serve(self, spec: KeySpec, decode: Callable[[], Batch], npy: bool) -> Response:
+    async def _read(self, request: Request) -> Pending:
+        """Read the body and check it from headers alone (count, sizes, pixel total)."""
+        content_type = request.headers.get("content-type")
         try:
-            batch = decode()
+            if media_type(content_type) == MULTIPART_TYPE:
+                blobs = await _multipart_images(request, self.limits, self.config.max_body_bytes)
+                return await run_in_threadpool(prepare_pngs, blobs, self.limits)
+            body = await request.body()
+            return await run_in_threadpool(prepare_body, content_type, body, self.limits)
+        except (ApiError, BodyTooLarge):
+            raise
+        except ClientDisconnect:
+            raise _gone() from None
+        except Exception as exc:  # malformed input must never become a 500
+            raise ApiError(400, "bad_request", f"could not decode the request: {type(exc).__name__}: {exc}") from None
+
+    def _decode(self, pending: Pending, watch: ClientWatch, deadline: float) -> torch.Tensor:
+        """Decode (thread pool): each image resized to the model's input as soon as it is decoded."""
+        assert self.encoder is not None
+
+        def check() -> None:
+            if watch.lost.is_set():
+                raise _gone()
+            if time.monotonic() > deadline:
+                raise self._timeout()
+
+        try:
+            chunks = pending.decode(tuple(self.encoder.input_shape), gate=self._decode_gate, check=check)  # type: ignore[arg-type]
         except ApiError:
             raise
         except Exception as exc:  # malformed input must never become a 500
             raise ApiError(400, "bad_request", f"could not decode the request: {type(exc).__name__}: {exc}") from None
-        n = batch.count
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+    def _forward(self, x: torch.Tensor, user: str) -> torch.Tensor:
+        assert self.encoder is not None
+        try:
+            out = self.encoder.embed(x).float()
+            with self._defense_lock:
+                for defense in self.defenses:
+                    if getattr(defense, "per_user", False):
+                        out = defense(out, x, user=user)  # type: ignore[call-arg]
+                    else:
+                        out = defense(out, x)
+            return out.float().contiguous()
+        except Exception:
+            log.exception("inference failed for %s (%d images); nothing was charged", user, int(x.shape[0]))
+            raise ApiError(
+                500, "inference_failed", f"inference failed; the {int(x.shape[0])} images were not charged"
+            ) from None
+
+    def _timeout(self) -> ApiError:
+        t = self.config.request_timeout
+        return ApiError(
+            503,
+            "timeout",
+            f"the request could not be answered within {t:g}s (the model is busy); nothing was charged",
+            headers={"Retry-After": retry_after_header(1.0)},
+            retry_after=1.0,
+        )
+
+    @asynccontextmanager
+    async def _model_slot(self, watch: ClientWatch, deadline: float) -> AsyncIterator[None]:
+        """Wait for the model (FIFO), giving up when the client leaves or the deadline passes."""
+        lock = self._infer_lock
+        if lock is None:
+            yield
+            return
+        acquire = asyncio.ensure_future(lock.acquire())
+        lost = asyncio.ensure_future(watch.wait_lost())
+
+        def holds() -> bool:  # cancel() is False only for a finished future
+            return not acquire.cancel() and not acquire.cancelled() and acquire.exception() is None
+
+        try:
+            await asyncio.wait(
+                {acquire, lost}, timeout=max(deadline - time.monotonic(), 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            lost.cancel()
+            if holds():
+                lock.release()
+            raise
+        lost.cancel()
+        if not holds():
+            raise _gone() if watch.lost.is_set() else self._timeout()
+        try:
+            if watch.lost.is_set():
+                raise _gone()
+            yield
+        finally:
+            lock.release()
+
+    async def release(self, reservation: Reservation, reason: str, *, blocking: bool = False) -> None:
+        """Drop a reservation (not delivered); ``blocking`` runs it on the event loop (cancellation)."""
         assert self.ledger is not None
-        charge = self.ledger.charge(spec.name, n, spec.budget)
-        if not charge.ok:
-            remaining = max((spec.budget or 0) - charge.used, 0)
+        try:
+            if blocking:
+                self.ledger.release(reservation)
+            else:
+                await run_in_threadpool(self.ledger.release, reservation)
+        except Exception:  # the reservation then expires on its own
+            log.exception("could not release reservation %s; it expires by itself", reservation.id)
+        self.metrics.release(reservation.n, reason)
+
+    async def commit(self, reservation: Reservation) -> None:
+        """Charge a delivered reservation."""
+        assert self.ledger is not None
+        try:
+            await run_in_threadpool(self.ledger.commit, reservation)
+        except Exception:
+            log.exception(
+                "could not commit reservation %s (%d images delivered to %s): they stay uncharged",
+                reservation.id, reservation.n, reservation.account,
+            )  # fmt: skip
+        self.metrics.served(reservation.n)
+
+    async def embed_request(self, request: Request) -> Response:
+        """The whole of ``POST /v1/embeddings`` up to the response object (which commits on delivery)."""
+        spec = self.authenticate(request)
+        self.rate_limit(spec)
+        declared = declared_length(request.scope.get("headers", []))
+        if declared is not None and declared > self.config.max_body_bytes:
+            raise ApiError(413, **too_large_body(self.config.max_body_bytes))
+        npy = wants_npy(request.headers.get("accept"))
+        pending = await self._read(request)
+        deadline = time.monotonic() + self.config.request_timeout
+        n = pending.count
+        assert self.ledger is not None
+        result = await run_in_threadpool(self.ledger.reserve, spec.name, n, spec.budget, self.config.reservation_ttl)
+        if not result.ok or result.reservation is None:
+            remaining = result.remaining(spec.budget) or 0
+            held = f", {result.reserved} held by requests in flight" if result.reserved else ""
             raise ApiError(
                 429,
                 "budget_exhausted",
-                f"query budget exhausted: {charge.used} of {spec.budget} images used, request for {n} refused "
-                f"({remaining} remaining); nothing was charged",
-                used=charge.used,
+                f"query budget exhausted: {result.used} of {spec.budget} images used{held}, request for {n} "
+                f"refused ({remaining} remaining); nothing was charged",
+                used=result.used,
+                reserved=result.reserved,
                 budget=spec.budget,
                 requested=n,
                 remaining=remaining,
             )
+        reservation = result.reservation
+        self.metrics.reserved(n)
+        watch = ClientWatch(request.receive)
+        watch.start()
         try:
-            emb = self._embed(batch, spec.name)
-            left = None if spec.budget is None else spec.budget - charge.used
-            usage = {"charged": n, "used": charge.used, "remaining": left, "budget": spec.budget}
-            body = encode_npy(emb.numpy()) if npy else encode_json(emb, usage)
-        except Exception:
-            self.ledger.refund(spec.name, n)
-            self.metrics.refund(n)
-            log.exception("inference failed for %s (%d images); the charge was refunded", spec.name, n)
-            raise ApiError(500, "inference_failed", f"inference failed; the {n} images were not charged") from None
-        self.metrics.served(n)
-        headers = {"X-Query-Images-Charged": str(n), "X-Query-Images-Used": str(charge.used)}
+            x = await run_in_threadpool(self._decode, pending, watch, deadline)
+            del pending
+            async with self._model_slot(watch, deadline):
+                emb = await run_in_threadpool(self._forward, x, spec.name)
+            if watch.lost.is_set():
+                raise _gone()
+            if time.monotonic() > deadline:
+                raise self._timeout()
+            left = result.remaining(spec.budget)
+            used = result.used + n
+            usage = {"charged": n, "used": used, "remaining": left, "budget": spec.budget}
+            body = await run_in_threadpool(_encode, emb, usage, npy)
+        except asyncio.CancelledError:
+            watch.stop()
+            await self.release(reservation, "shutdown", blocking=True)
+            raise
+        except ApiError as exc:
+            watch.stop()
+            reason = {CLIENT_GONE: "disconnect", 503: "timeout"}.get(exc.status, "error")
+            await self.release(reservation, reason)
+            raise
+        except BaseException:
+            watch.stop()
+            await self.release(reservation, "error", blocking=True)
+            raise
+        headers = {"X-Query-Images-Charged": str(n), "X-Query-Images-Used": str(used)}
         if left is not None:
             headers["X-Query-Images-Remaining"] = str(left)
-        return Response(body, media_type=NPY_MEDIA if npy else "application/json", headers=headers)
+        media = NPY_MEDIA if npy else "application/json"
+        return ChargedResponse(
+            body, media_type=media, headers=headers, service=self, reservation=reservation, watch=watch
+        )
+
+
+def _encode(emb: torch.Tensor, usage: dict[str, Any], npy: bool) -> bytes:
+    return encode_npy(emb) if npy else encode_json(emb, usage)
+
+
+class ChargedResponse(Response):
+    """A response whose reservation is committed once its last byte was handed to the connection.
+
+    Written in :data:`WRITE_CHUNK` pieces, each send waiting for the connection's buffer to drain
+    (uvicorn's flow control), within the service's ``write_timeout``. A client that disconnected
+    before or while it was written is not charged (the reservation is released and the response
+    left incomplete, so the connection closes).
+    """
+
+    def __init__(
+        self,
+        content: bytes,
+        *,
+        media_type: str,
+        headers: Mapping[str, str],
+        service: EmbeddingService,
+        reservation: Reservation,
+        watch: ClientWatch,
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self.service = service
+        self.reservation = reservation
+        self.watch = watch
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        svc, res, watch = self.service, self.reservation, self.watch
+        try:
+            for _ in range(3):  # let a pending disconnect notification reach the watcher
+                await asyncio.sleep(0)
+            if watch.lost.is_set():
+                await svc.release(res, "disconnect")
+                return
+            body = memoryview(self.body)
+            try:
+                with anyio.fail_after(svc.config.write_timeout):
+                    await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                    for i in range(0, len(body), WRITE_CHUNK):
+                        await send(
+                            {"type": "http.response.body", "body": bytes(body[i : i + WRITE_CHUNK]), "more_body": True}
+                        )
+                        if watch.lost.is_set():
+                            break
+            except TimeoutError:
+                log.warning(
+                    "%s did not read its response within %gs; not charged", res.account, svc.config.write_timeout
+                )
+                await svc.release(res, "write_timeout")
+                return
+            if watch.lost.is_set():
+                await svc.release(res, "disconnect")
+                return
+            watch.finish()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except BaseException:
+            await svc.release(res, "error", blocking=True)
+            raise
+        finally:
+            watch.stop()
+        await svc.commit(res)
 
 
 class RequestMetrics:
-    """Pure-ASGI middleware: counts every HTTP response by method, path and status."""
+    """Pure-ASGI middleware: counts every HTTP response by method, path and status.
+
+    A request whose client left before any response started is counted with status 499.
+    """
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
@@ -218,7 +491,7 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        status = 0
         path = scope.get("path", "")
         path = path if path in KNOWN_PATHS else "other"
 
@@ -228,17 +501,19 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
+        failed = True
         try:
             await self.app(scope, receive, tracking_send)
+            failed = False
         finally:
-            self.metrics.request(scope.get("method", "?"), path, status)
+            self.metrics.request(scope.get("method", "?"), path, status or (500 if failed else CLIENT_GONE))
 
 
 def create_app(
     target: Encoder | str | Path,
     *,
     keys: KeyStore | str | Path,
-    ledger: Ledger | str | Path,
+    ledger: BaseLedger | str | Path,
     defenses: Sequence[OutputDefense | str] = (),
     config: ServiceConfig | None = None,
 ) -> FastAPI:
@@ -248,7 +523,8 @@ def create_app(
         target: an :class:`~encoder_audit.victim.Encoder` (e.g. ``load_encoder(path)``), or a checkpoint
             path loaded when the app starts.
         keys: a :class:`KeyStore` or the path of a keys file.
-        ledger: a :class:`Ledger` or the path of its SQLite file.
+        ledger: a ledger (:class:`~encoder_audit.service.ledger.BaseLedger`), the path of its SQLite
+            file, or a ``postgresql://`` URL.
         defenses: output defenses or specs such as ``"noise:sigma=0.1"``, applied in order.
         config: limits (:class:`ServiceConfig` defaults otherwise).
 
@@ -298,19 +574,11 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse({"error": "internal_error", "detail": "internal server error"}, status_code=500)
 
-    @app.post("/v1/embeddings")
+    @app.post(EMBED_PATH)
     async def embeddings(request: Request) -> Response:
         t0 = time.perf_counter()
         try:
-            spec = svc.authenticate(request)
-            svc.rate_limit(spec)
-            content_type = request.headers.get("content-type")
-            npy = wants_npy(request.headers.get("accept"))
-            if media_type(content_type) == MULTIPART_TYPE:
-                blobs = await _multipart_images(request, svc.limits, config.max_body_bytes)
-                return await run_in_threadpool(svc.serve, spec, lambda: decode_pngs(blobs, svc.limits), npy)
-            body = await request.body()
-            return await run_in_threadpool(svc.serve, spec, lambda: decode_body(content_type, body, svc.limits), npy)
+            return await svc.embed_request(request)
         finally:
             svc.metrics.observe_latency(time.perf_counter() - t0)
 
@@ -324,7 +592,9 @@ def create_app(
             "embedding_dim": int(enc.embedding_dim),
             "max_batch": config.max_batch,
             "max_pixels": config.max_pixels,
+            "max_request_pixels": config.max_request_pixels,
             "max_body_bytes": config.max_body_bytes,
+            "request_timeout": config.request_timeout,
             "request_formats": [NPY_MEDIA, "image/png", "multipart/form-data", "application/json"],
             "response_formats": [NPY_MEDIA, "application/json"],
             "npy_dtypes": ["uint8", "float32"],
@@ -336,16 +606,19 @@ def create_app(
         spec = svc.authenticate(request)
         return {**svc.usage(spec), "rate": spec.rate, "burst": spec.bucket_size if spec.rate else None}
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_loaded": svc.encoder is not None}
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.add_middleware(
-        BodySizeLimit, max_bytes=config.max_body_bytes, on_reject=lambda: svc.metrics.rejection("payload_too_large")
+        BodySizeLimit,
+        max_bytes=config.max_body_bytes,
+        on_reject=lambda: svc.metrics.rejection("payload_too_large"),
+        defer_paths=frozenset({EMBED_PATH}),
     )
     app.add_middleware(RequestMetrics, metrics=svc.metrics)
     return app
@@ -355,6 +628,8 @@ async def _multipart_images(request: Request, limits: Limits, max_part: int) -> 
     try:
         n = limits.max_batch
         form = await request.form(max_files=n + 1, max_fields=n + 16, max_part_size=max_part)
+    except (BodyTooLarge, ClientDisconnect):
+        raise
     except StarletteHTTPException as exc:  # raised by Starlette's multipart parser
         detail = str(exc.detail)
         if "Too many" in detail:
@@ -367,11 +642,15 @@ async def _multipart_images(request: Request, limits: Limits, max_part: int) -> 
     except Exception as exc:
         raise ApiError(400, "bad_multipart", f"could not parse the multipart body: {exc}") from None
     blobs: list[bytes] = []
-    for item in form.getlist("image"):
-        if not isinstance(item, UploadFile):
-            raise ApiError(422, "bad_multipart", "form field 'image' must be a file upload (curl -F image=@file.png)")
-        blobs.append(await item.read())
-    await form.close()
+    try:
+        for item in form.getlist("image"):
+            if not isinstance(item, UploadFile):
+                raise ApiError(
+                    422, "bad_multipart", "form field 'image' must be a file upload (curl -F image=@file.png)"
+                )
+            blobs.append(await item.read())
+    finally:
+        await form.close()
     if not blobs and form:
         raise ApiError(422, "bad_multipart", f"no 'image' file fields; got fields {sorted(set(form.keys()))}")
     return blobs

@@ -1,7 +1,8 @@
 """Prometheus text-format metrics (exposition format 0.0.4), with no client library.
 
-Exposed at ``GET /metrics``: requests by endpoint and status, images embedded, rejections by reason,
-and a latency histogram of ``POST /v1/embeddings``.
+Exposed at ``GET /metrics``: requests by endpoint and status, images delivered (committed), images
+reserved then released by reason (error, time-out, client gone), images held by this process's
+requests in flight, rejections by reason, and a latency histogram of ``POST /v1/embeddings``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.rejections: dict[str, int] = defaultdict(int)
         self.images = 0
-        self.refunded = 0
+        self.released: dict[str, int] = defaultdict(int)
+        self.in_flight = 0
         self.buckets = buckets
         self._hist = [0] * (len(buckets) + 1)
         self._sum = 0.0
@@ -43,13 +45,22 @@ class Metrics:
         with self._lock:
             self.rejections[reason] += 1
 
+    def reserved(self, images: int) -> None:
+        """A request of this process now holds ``images`` in the ledger."""
+        with self._lock:
+            self.in_flight += images
+
     def served(self, images: int) -> None:
+        """A reservation was committed: its response was written to the client."""
         with self._lock:
             self.images += images
+            self.in_flight -= images
 
-    def refund(self, images: int) -> None:
+    def release(self, images: int, reason: str) -> None:
+        """A reservation was released without charging (``reason``: error, timeout, disconnect, ...)."""
         with self._lock:
-            self.refunded += images
+            self.released[reason] += images
+            self.in_flight -= images
 
     def observe_latency(self, seconds: float) -> None:
         with self._lock:
@@ -70,12 +81,18 @@ class Metrics:
             for (method, path, status), n in sorted(self.requests.items()):
                 lines.append(f"encoder_audit_requests_total{_labels(method=method, path=path, status=str(status))} {n}")
             lines += [
-                "# HELP encoder_audit_images_total Images embedded and delivered (one image = one query).",
+                "# HELP encoder_audit_images_total Images delivered and charged (one image = one query).",
                 "# TYPE encoder_audit_images_total counter",
                 f"encoder_audit_images_total {self.images}",
-                "# HELP encoder_audit_refunded_images_total Images charged then refunded because inference failed.",
-                "# TYPE encoder_audit_refunded_images_total counter",
-                f"encoder_audit_refunded_images_total {self.refunded}",
+                "# HELP encoder_audit_released_images_total Images reserved, then released uncharged, by reason.",
+                "# TYPE encoder_audit_released_images_total counter",
+            ]
+            for reason, n in sorted(self.released.items()):
+                lines.append(f"encoder_audit_released_images_total{_labels(reason=reason)} {n}")
+            lines += [
+                "# HELP encoder_audit_reserved_images Images held by this process's requests in flight.",
+                "# TYPE encoder_audit_reserved_images gauge",
+                f"encoder_audit_reserved_images {self.in_flight}",
                 "# HELP encoder_audit_rejections_total Refused requests by reason.",
                 "# TYPE encoder_audit_rejections_total counter",
             ]

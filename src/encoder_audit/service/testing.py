@@ -21,23 +21,24 @@ from ..defenses.output import OutputDefense
 from ..victim import Encoder
 from .auth import KeySpec, KeyStore, generate_key, hash_key
 from .config import ServiceConfig
-from .ledger import Ledger
+from .ledger import BaseLedger, is_postgres_url
 
 log = logging.getLogger(__name__)
 
 
 class ServerHandle(tuple):
-    """``(url, api_key)`` (unpacks as a pair), plus ``.keys`` (account -> key), ``.app``, ``.ledger_path``."""
+    """``(url, api_key)`` (unpacks as a pair), plus ``.keys`` (account -> key), ``.app``, ``.ledger_path``
+    (the SQLite file; None for a PostgreSQL ledger) and ``.server`` (the ``uvicorn.Server``)."""
 
     url: str
     api_key: str | None
     keys: dict[str, str]
     app: Any
-    ledger_path: Path
+    ledger_path: Path | None
     server: Any
 
     def __new__(
-        cls, url: str, api_key: str | None, *, keys: dict[str, str], app: Any, ledger_path: Path, server: Any
+        cls, url: str, api_key: str | None, *, keys: dict[str, str], app: Any, ledger_path: Path | None, server: Any
     ) -> ServerHandle:
         self = super().__new__(cls, (url, api_key))
         self.url, self.api_key, self.keys = url, api_key, keys
@@ -78,7 +79,7 @@ def serve_in_background(
     defenses: Sequence[OutputDefense | str] = (),
     port: int = 0,
     host: str = "127.0.0.1",
-    ledger: Ledger | str | Path | None = None,
+    ledger: BaseLedger | str | Path | None = None,
     config: ServiceConfig | None = None,
     log_level: str = "warning",
 ) -> Iterator[ServerHandle]:
@@ -93,8 +94,9 @@ def serve_in_background(
         defenses: output defenses or specs (``"noise:sigma=0.1"``, ``"b4b"``).
         port: TCP port (0 = a free one chosen by the OS).
         host: bind address (loopback by default; the service is not meant to face the Internet).
-        ledger: the usage ledger or its SQLite path (default: a temporary file, deleted afterwards);
-            pass the same path to a second server to continue the counts (restart).
+        ledger: the usage ledger, its SQLite path or a ``postgresql://`` URL (default: a temporary
+            SQLite file, deleted afterwards); pass the same location to a second server to continue
+            the counts (restart) or to share them (replicas).
         config: limits.
 
     Yields:
@@ -109,7 +111,11 @@ def serve_in_background(
         if ledger is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="encoder-audit-ledger-"))
             ledger = Path(tmp) / "ledger.sqlite"
-        ledger_path = ledger.path if isinstance(ledger, Ledger) else Path(ledger)
+        ledger_path: Path | None
+        if isinstance(ledger, BaseLedger):
+            ledger_path = getattr(ledger, "path", None)
+        else:
+            ledger_path = None if is_postgres_url(ledger) else Path(ledger)
         app = create_app(checkpoint_or_encoder, keys=store, ledger=ledger, defenses=defenses, config=config)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

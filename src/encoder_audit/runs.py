@@ -146,14 +146,14 @@ class RunDir:
         with open(self.file("metrics.jsonl"), "a") as f:
             f.write(json.dumps({"time": round(time.time() - self._t0, 3), **record}) + "\n")
 
-    def save_results(self, results: dict[str, Any], kind: str) -> Path:
-        """Write ``results.json`` with the schema version and the result kind."""
+    def save_results(self, results: dict[str, Any], kind: str, *, schema_version: int | None = None) -> Path:
+        """Write ``results.json`` with the schema version (default :data:`RESULTS_SCHEMA_VERSION`) and the kind."""
         path = self.file("results.json")
         if self.write:
             atomic_write_json(
                 path,
                 {
-                    "schema_version": RESULTS_SCHEMA_VERSION,
+                    "schema_version": RESULTS_SCHEMA_VERSION if schema_version is None else schema_version,
                     "kind": kind,
                     "wall_time_s": round(time.time() - self._t0, 2),
                     **results,

@@ -1,4 +1,4 @@
-"""``encoder-audit audit --seeds``: parsing, validation, the config it saves, resuming."""
+"""``encoder-audit audit`` from the command line: presets, --set, --config, --dry-run, errors, a real run."""
 
 from __future__ import annotations
 
@@ -8,97 +8,98 @@ from pathlib import Path
 import pytest
 import yaml
 
-from encoder_audit.audit import runner as runner_mod
-from encoder_audit.cli.main import build_parser, main
+from encoder_audit.cli.main import main
 
 TINY = [
+    "--preset",
+    "smoke",
+    "--dataset",
+    "synthetic",
+    "--eval-dataset",
+    "synthetic",
     "--set",
-    "dataset=synthetic",
+    "data.members=128",
     "--set",
-    "eval_datasets=[synthetic]",
-    "--set",
-    "members=128",
-    "--set",
-    "nonmembers=64",
-    "--set",
-    "shadow=64",
-    "--set",
-    "queries=64",
+    "default_victim.epochs=1",
     "--sections",
-    "stealing",
+    "",
     "--no-progress",
 ]
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Small stand-ins for the victim and stealing stages (the runner and the report are real)."""
-    seen: list[tuple[int, str]] = []
-
-    def stage(name: str, title: str):
-        def run(ctx: runner_mod.AuditContext) -> dict:
-            seen.append((ctx.run_seed, name))
-            value = 0.5 + ctx.run_seed / 100
-            return {
-                "verdict": "info" if name == "victim" else "medium",
-                "headline": f"{name} {value:.2f}.",
-                "tables": [{"title": "t", "columns": ["what", "value"], "rows": [[name, value]]}],
-            }
-
-        return (title, run)
-
-    monkeypatch.setitem(runner_mod.STAGES, "victim", stage("victim", "Encoder under audit"))
-    monkeypatch.setitem(runner_mod.STAGES, "stealing", stage("stealing", "Encoder stealing"))
-    return seen
+def _config_from_dry_run(out: str) -> dict:
+    text = out.split("# resolved config\n", 1)[1].split("\n# plan", 1)[0]
+    return yaml.safe_load(text)
 
 
-def test_seeds_flag_parses_and_conflicts_with_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser()
-    assert parser.parse_args(["audit", "--seeds", "0", "1", "2"]).seeds == [0, 1, 2]
-    assert parser.parse_args(["audit", "--seed", "4"]).seed == 4
-    assert not hasattr(parser.parse_args(["audit"]), "seeds")
-    with pytest.raises(SystemExit) as exc:
-        parser.parse_args(["audit", "--seeds", "0", "--seed", "1"])
-    assert exc.value.code == 2
-    capsys.readouterr()
-    with pytest.raises(SystemExit):
-        main(["audit", "--help"])
-    assert "--seeds 0 1 2" in capsys.readouterr().out
+def test_paper_dry_run_resolves_every_stage_without_a_gpu(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["audit", "--preset", "paper", "--device", "cuda", "--dry-run", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    config = _config_from_dry_run(out)
+    assert config["device"] == "cuda" and config["data"]["dataset"] == "cifar10"
+    assert config["default_victim"]["encoder"] == "resnet18"
+    for stage in ("victim", "stealing", "membership", "poisoning", "protection"):
+        assert f". {stage}:" in out
+    assert not any(tmp_path.iterdir())  # nothing was written
 
 
-@pytest.mark.parametrize("seeds, message", [(["0", "0"], "unique"), (["1", "-2"], "non-negative")])
-def test_bad_seeds_exit_2_before_anything_is_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], seeds: list[str], message: str
+def test_set_reaches_a_family_and_a_run_config_repeats_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ["audit", "--preset", "smoke", "--set", "stealing.budgets=[500,5000]", "--seeds", "0", "1"]
+    assert main([*args, "--dry-run"]) == 0
+    config = _config_from_dry_run(capsys.readouterr().out)
+    assert config["stealing"]["budgets"] == [500, 5000] and config["seeds"] == [0, 1]
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump({**config, "victim": "runs/x/encoder.safetensors"}))
+    assert main(["audit", "--config", str(saved), "--dry-run"]) == 0
+    again = _config_from_dry_run(capsys.readouterr().out)
+    assert again == {**config, "victim": "runs/x/encoder.safetensors"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "stealing.nope=1"], "stealing.nope"),
+        (["--seeds", "0", "0"], "unique"),
+        (["--set", "data.members=0"], "members"),
+        (["--sections", "stealing,mind-reading"], "mind-reading"),
+        (["--splits", "no-such-file.json"], "not found"),
+        (["--config", "no-such-file.yaml"], "not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["audit", "--seeds", *seeds, "--out", str(tmp_path / "run")]) == 2
-    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["audit", "--preset", "smoke", "--runs-dir", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
 
 
-def test_audit_with_seeds_saves_them_aggregates_and_resumes(tmp_path: Path, calls, capsys) -> None:
-    out = tmp_path / "run"
-    assert main(["audit", "--seeds", "2", "6", "--out", str(out), *TINY]) == 0
-    assert calls == [(2, "victim"), (2, "stealing"), (6, "victim"), (6, "stealing")]
-    saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["seeds"] == [2, 6] and saved["seed"] == 2
-    assert "stealing 0.54 (mean of 2 seeds)." in capsys.readouterr().out
-    results = json.loads((out / "results.json").read_text())
-    assert list(results["per_seed"]) == ["2", "6"]
-    # resuming keeps the finished stages and the run's seeds
-    calls.clear()
-    assert main(["audit", "--resume", str(out), "--no-progress"]) == 0 and calls == []
-    assert main(["audit", "--resume", str(out), "--seeds", "2"]) == 2
-    # the report command re-renders the aggregate from results.json alone
-    (out / "report.md").unlink()
-    assert main(["report", str(out)]) == 0
-    assert "| stealing | 0.54 ± 0.03 |" in (out / "report.md").read_text()
+def test_seed_and_seeds_conflict() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "--seed", "1", "--seeds", "0", "1"])
+    assert exc.value.code == 2
 
 
-def test_seed_in_a_config_file_and_seeds_flag_over_it(tmp_path: Path, calls) -> None:
-    cfg = tmp_path / "audit.yaml"
-    cfg.write_text("seed: 7\n")  # a file written before seeds existed
-    assert main(["audit", "--config", str(cfg), "--out", str(tmp_path / "a"), *TINY]) == 0
-    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["seeds"] == [7]
-    assert (tmp_path / "a" / "stages" / "stealing.json").is_file()  # one seed: the run directory itself
-    assert main(["audit", "--config", str(cfg), "--seeds", "1", "3", "--out", str(tmp_path / "b"), *TINY]) == 0
-    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["seeds"] == [1, 3]
-    assert calls[-1] == (3, "stealing")
+def test_audit_runs_saves_its_config_resumes_and_repeats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", *TINY, "--runs-dir", "runs", "--out", "runs/a"]) == 0
+    out = capsys.readouterr().out
+    assert "report: runs/a/report.html" in out
+    results = json.loads((tmp_path / "runs" / "a" / "results.json").read_text())
+    assert results["schema_version"] == 2
+    assert isinstance(results["sections"]["victim"]["headline"]["values"]["knn"], float)
+    saved = yaml.safe_load((tmp_path / "runs" / "a" / "config.yaml").read_text())
+    assert saved["data"]["dataset"] == "synthetic" and saved["victim"] is None
+    # resume: nothing left to do, the stored stage is kept
+    stamp = (tmp_path / "runs" / "a" / "stages" / "victim.json").stat().st_mtime_ns
+    assert main(["audit", "--resume", "runs/a", "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "a" / "stages" / "victim.json").stat().st_mtime_ns == stamp
+    assert main(["audit", "--resume", "runs/a", "--seeds", "3"]) == 2
+    # the saved config repeats the run
+    assert main(["audit", "--config", "runs/a/config.yaml", "--out", "runs/b", "--no-progress"]) == 0
+    again = json.loads((tmp_path / "runs" / "b" / "results.json").read_text())
+    assert again["config"] == results["config"]
+    assert again["sections"]["victim"]["tables"] == results["sections"]["victim"]["tables"]

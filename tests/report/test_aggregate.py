@@ -1,158 +1,106 @@
-"""Mean ± std over seeds: tables, headlines, verdicts and costs of the same audit run with several seeds."""
+"""Aggregation over seeds works on numbers: exact means and sample stds, rows matched on key columns."""
 
 from __future__ import annotations
 
-import math
+import statistics
 
 import pytest
 
-from encoder_audit.report import aggregate_sections, normalise_section
-from encoder_audit.report.aggregate import aggregate_section, aggregate_tables, merge_texts
-from encoder_audit.report.schema import format_cell
+from encoder_audit.report.aggregate import aggregate_cells, aggregate_sections, aggregate_tables, summarize
+from encoder_audit.report.model import Control, Section, Stat, Table, Text, Verdict, count, key, num, status_section
 
-COLUMNS = ["method", "budget", "kNN", "acc", "wall"]
-
-
-def naive_mean_std(values: list[float]) -> tuple[float, float]:
-    m = sum(values) / len(values)
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+from .conftest import stealing_section
 
 
-def table(rows: list[list[object]], note: str = "seed 11; fixed") -> dict[str, object]:
-    return {"title": "Surrogates", "columns": COLUMNS, "rows": rows, "note": note}
+def test_summarize_matches_the_statistics_module_and_gives_a_t_interval() -> None:
+    vals = [0.81, 0.85, 0.78, 0.9]
+    s = summarize(vals, interval=True)
+    assert s.mean == pytest.approx(statistics.mean(vals))
+    assert s.std == pytest.approx(statistics.stdev(vals))
+    assert s.n == 4
+    half = 3.182 * statistics.stdev(vals) / 2  # t(0.975, df=3) * s / sqrt(4)
+    assert s.lo == pytest.approx(s.mean - half) and s.hi == pytest.approx(s.mean + half)
+    assert summarize([1.0]).std is None
+    assert summarize([1.0, float("nan"), 3.0]).n == 2
+    with pytest.raises(ValueError):
+        summarize([float("nan")])
 
 
-def rendered(t: dict[str, object]) -> list[list[str]]:
-    return [[format_cell(c) for c in row] for row in t["rows"]]  # type: ignore[union-attr]
+def test_cells_that_agree_stay_cells_and_varying_ones_become_stats() -> None:
+    assert aggregate_cells([5, 5, 5]) == 5
+    s = aggregate_cells([0.5, 0.7])
+    assert isinstance(s, Stat) and s.mean == pytest.approx(0.6) and s.n == 2
+    assert aggregate_cells(["a", "b", "a"]) == "a / b"
+    partial = aggregate_cells([0.5, None, 0.7], of=3)
+    assert isinstance(partial, Stat) and partial.n == 2 and partial.of == 3
 
 
-def test_numbers_and_formatted_strings_aggregate_to_exact_mean_and_sample_std() -> None:
-    seeds = [
-        table([["rda", 500, "0.700", "81.0%", 12.5], ["target (ceiling)", "-", "0.950", "-", "-"]], "seed 11; fixed"),
-        table([["rda", 500, "0.800", "83.0%", 13.5], ["target (ceiling)", "-", "0.950", "-", "-"]], "seed 12; fixed"),
-        table([["rda", 500, "0.900", "85.0%", 14.5], ["target (ceiling)", "-", "0.950", "-", "-"]], "seed 13; fixed"),
-    ]
-    out = aggregate_tables(seeds, [0, 1, 2])
-    knn = out["rows"][0][2]
-    m, s = naive_mean_std([0.7, 0.8, 0.9])
-    assert knn["mean"] == pytest.approx(m, abs=1e-12) and knn["std"] == pytest.approx(s, abs=1e-12)
-    assert knn["n"] == 3 and knn["decimals"] == 3
-    m, s = naive_mean_std([81.0, 83.0, 85.0])
-    assert out["rows"][0][3]["mean"] == pytest.approx(m) and out["rows"][0][3]["std"] == pytest.approx(s)
-    assert rendered(out) == [
-        ["rda", "500", "0.800 ± 0.100", "83.0 ± 2.0%", "13.5 ± 1.0"],
-        ["target (ceiling)", "-", "0.950", "-", "-"],  # the same in every seed: kept as written
-    ]
-    assert out["note"].startswith("Mean ± sample std over 3 seeds (0, 1, 2).")
-    assert "seed {11, 12, 13}; fixed" in out["note"]
-
-
-def test_rows_are_matched_by_their_keys_when_the_order_differs() -> None:
-    a = table(
-        [["rda", 500, "0.700", "1%", 1.0], ["rda", 5000, "0.900", "2%", 2.0], ["baseline", 500, "0.5", "3%", 3.0]]
-    )
-    b = table(
-        [["baseline", 500, "0.7", "5%", 5.0], ["rda", 5000, "0.950", "4%", 4.0], ["rda", 500, "0.800", "3%", 3.0]]
-    )
-    out = aggregate_tables([a, b], ["0", "1"])
-    assert rendered(out) == [
-        ["rda", "500", "0.750 ± 0.071", "2 ± 1%", "2.0 ± 1.4"],
-        ["rda", "5,000", "0.925 ± 0.035", "3 ± 1%", "3.0 ± 1.4"],
-        ["baseline", "500", "0.6 ± 0.1", "4 ± 1%", "4.0 ± 1.4"],
-    ]
-
-
-def test_a_row_missing_from_some_seeds_is_marked_and_averaged_over_the_others() -> None:
-    a = table([["rda", 500, "0.700", "1%", 1.0], ["rda", 5000, "0.900", "2%", 2.0]])
-    b = table([["rda", 500, "0.800", "3%", 3.0]])
-    c = table([["rda", 500, "0.900", "5%", 5.0], ["rda", 5000, "0.800", "4%", 4.0]])
-    out = aggregate_tables([a, b, c], [0, 1, 2])
-    assert rendered(out) == [
-        ["rda", "500", "0.800 ± 0.100", "3 ± 2%", "3.0 ± 2.0"],
-        ["rda [2/3 seeds]", "5,000", "0.850 ± 0.071", "3 ± 1%", "3.0 ± 1.4"],
-    ]
-    assert "Rows marked [k/n seeds]" in out["note"]
+def test_rows_are_matched_by_key_columns_whatever_their_order() -> None:
+    cols = [key("method"), count("budget", is_key=True), num("fidelity")]
+    a = Table("t", cols, [["rda", 100, 0.9], ["conv", 100, 0.8]])
+    b = Table("t", cols, [["conv", 100, 0.6], ["rda", 100, 0.7], ["rda", 1000, 0.95]])
+    out = aggregate_tables([a, b])
+    rows = {(r[0], r[1]): r[2] for r in out.rows}
+    assert rows[("rda", 100)].mean == pytest.approx(0.8)
+    assert rows[("conv", 100)].mean == pytest.approx(0.7)
+    only_b = rows[("rda", 1000)]
+    assert only_b.n == 1 and only_b.of == 2
     with pytest.raises(ValueError, match="columns differ"):
-        aggregate_tables([a, {**b, "columns": ["x"] * 5}], [0, 1])
+        aggregate_tables([a, Table("t", [key("x")], [])])
 
 
-def test_cells_that_are_not_numbers_in_every_seed_are_listed() -> None:
-    a = table([["rda", 500, "0.700", "-", "fast"]])
-    b = table([["rda", 500, "0.900", "0.5", "slow"]])
-    out = rendered(aggregate_tables([a, b], [0, 1]))
-    assert out == [["rda", "500", "0.800 ± 0.141", "0.5 (n=1)", "fast / slow"]]
-    # a number missing in one seed: the mean over the others, with how many
-    c = table([["rda", 500, "0.800", "0.7", "fast"]])
-    assert rendered(aggregate_tables([a, b, c], [0, 1, 2]))[0][3] == "0.6 ± 0.1 (n=2)"
-
-
-def test_headlines_average_their_numbers_and_name_the_seed_count() -> None:
-    assert merge_texts(
-        ["AUC 0.800 (TPR 10.0% at 1% FPR) on 2,000 images.", "AUC 0.900 (TPR 20.0% at 1% FPR) on 2,000 images."]
-    ) == ("AUC 0.850 (TPR 15.0% at 1% FPR) on 2,000 images.")
-    assert merge_texts(["seed 3", "seed 4"], mode="list") == "seed {3, 4}"
-    assert merge_texts(["one thing", "another"]) == "one thing | another"
-
-    def sec(verdict: str, auc: str, acc: float) -> dict[str, object]:
-        return normalise_section(
-            {
-                "verdict": verdict,
-                "headline": f"encodermi-v separates members with AUC {auc}.",
-                "tables": [{"title": "t", "columns": ["attack", "acc %"], "rows": [["encodermi-v", acc]]}],
-                "figures": [{"path": f"seeds/x/{auc}.png", "caption": "ROC"}],
-                "costs": {"query_images": 1000, "wall_seconds": acc / 10, "query_images_per_audited_image": 10.0},
-                "caveats": [f"blind AUC {auc}", "same caveat"],
-                "config": {"seed": 7, "preset": "quick"},
-            },
-            title="Membership inference",
-        )
-
-    out = aggregate_section(
-        [(0, sec("high", "0.80", 80.0)), (1, sec("medium", "0.70", 70.0)), (2, sec("medium", "0.60", 60.0))]
+def _sec(fid: float, level: str, method: str = "rda", fired: bool = False) -> Section:
+    sec = stealing_section(fid, method)
+    sec.verdict = Verdict(
+        level, "high if fidelity >= 0.8", [Control("random init", "negative", "fidelity", 0.1, 0.8, fired)]
     )
-    assert (
-        out["headline"]
-        == "encodermi-v separates members with AUC 0.70 (mean of 3 seeds; per-seed risk high, medium, medium)."
+    return sec
+
+
+def test_sections_aggregate_headline_numbers_verdicts_and_controls() -> None:
+    out = aggregate_sections(
+        {0: {"stealing": _sec(0.9, "high")}, 1: {"stealing": _sec(0.7, "medium")}, 2: {"stealing": _sec(0.8, "high")}}
     )
-    assert out["verdict"] == "medium"  # mean level (2 + 1 + 1) / 3 rounds to medium
-    assert format_cell(out["tables"][0]["rows"][0][1]) == "70.0 ± 10.0"
-    assert out["figures"] == [{"path": "seeds/x/0.80.png", "caption": "ROC (seed 0)."}]
-    assert out["costs"]["query_images (total)"] == 3000 and out["costs"]["query_images per seed"] == 1000
-    assert out["costs"]["wall_seconds (total)"] == 21.0 and out["costs"]["wall_seconds per seed"] == "8 / 7 / 6"
-    assert out["costs"]["query_images_per_audited_image"] == 10.0  # a rate: not summed
-    assert out["caveats"] == ["blind AUC {0.80, 0.70, 0.60}", "same caveat"]
-    assert out["config"]["seeds"] == [0, 1, 2] and out["config"]["stage seeds"] == [7, 7, 7]
-    # a high / medium tie goes to the higher risk
-    assert aggregate_section([(0, sec("high", "0.80", 80.0)), (1, sec("medium", "0.70", 70.0))])["verdict"] == "high"
+    sec = out["stealing"]
+    fid = sec.headline.values["fid"]
+    assert isinstance(fid, Stat) and fid.mean == pytest.approx(0.8) and fid.n == 3
+    assert sec.headline.values["method"] == "rda"
+    assert sec.verdict.level == "high"  # mean level 1.67 -> high
+    assert "seeds' levels" in sec.verdict.rule
+    assert sec.seeds == 3
+    assert sec.costs["query_images"] == 2500
+    assert not sec.verdict.controls[0].fired
 
 
-def test_failed_seeds_are_left_out_and_named() -> None:
-    ok = normalise_section({"verdict": "low", "headline": "fine 1.0", "tables": []}, title="Stealing")
-    ok2 = normalise_section({"verdict": "low", "headline": "fine 3.0", "tables": []}, title="Stealing")
-    bad = normalise_section({"verdict": "failed", "headline": "RuntimeError: boom"}, title="Stealing")
-    out = aggregate_sections({0: {"stealing": ok}, 1: {"stealing": bad}, 2: {"stealing": ok2}})["stealing"]
-    assert out["verdict"] == "low" and out["headline"] == "fine 2.0 (mean of 2 seeds)."
-    assert out["caveats"] == ["Seed 1 failed: RuntimeError: boom"]
-    every = aggregate_sections({0: {"stealing": bad}, 1: {"stealing": bad}})["stealing"]
-    assert every["verdict"] == "failed" and every["headline"] == "RuntimeError: boom"
-    # an audit only one seed has (a given victim is evaluated once) is shown as it is
-    only = aggregate_sections({0: {"victim": ok, "stealing": ok}, 1: {"stealing": ok2}})
-    assert only["victim"] == ok
+def test_seeds_that_disagree_on_the_strongest_attack_are_named_not_averaged() -> None:
+    per = {
+        0: {"stealing": _sec(0.9, "high")},
+        1: {"stealing": _sec(0.95, "high")},
+        2: {"stealing": _sec(0.5, "medium", "conventional")},
+    }
+    sec = aggregate_sections(per)["stealing"]
+    assert sec.headline.values["method"] == "rda"
+    assert sec.headline.values["fid"].mean == pytest.approx(0.925)
+    assert any("seed 2: conventional" in c for c in sec.caveats)
 
 
-def test_headlines_worded_differently_keep_the_majority_mean_and_quote_the_others() -> None:
-    def sec(verdict: str, headline: str) -> dict[str, object]:
-        return normalise_section({"verdict": verdict, "headline": headline}, title="Poisoning")
+def test_failed_and_skipped_seeds_are_left_out_and_named() -> None:
+    per = {
+        0: {"stealing": _sec(0.9, "high")},
+        1: {"stealing": status_section("stealing", "Encoder stealing", "failed", "boom")},
+    }
+    sec = aggregate_sections(per)["stealing"]
+    assert sec.seeds == 1 and sec.headline.values["fid"] == 0.9
+    assert any("seed 1: failed (boom)" in c for c in sec.caveats)
 
-    out = aggregate_section(
-        [
-            (0, sec("high", "16 poisons reach 60% ASR.")),
-            (1, sec("medium", "no count reaches 50% ASR (best 30%).")),
-            (2, sec("high", "16 poisons reach 70% ASR.")),
-        ]
-    )
-    assert out["headline"] == (
-        "16 poisons reach 65% ASR (mean of 2 seeds; per-seed risk high, medium, high). "
-        "Seed 1: no count reaches 50% ASR (best 30%)."
-    )
-    assert out["verdict"] == "high"  # (2 + 1 + 2) / 3 rounds to high
+
+def test_inconclusive_in_any_seed_is_inconclusive_and_a_control_firing_in_one_seed_counts() -> None:
+    per = {0: {"s": _sec(0.9, "low")}, 1: {"s": _sec(0.9, "inconclusive", fired=True)}}
+    sec = aggregate_sections(per)["s"]
+    assert sec.verdict.level == "inconclusive"
+    assert sec.verdict.controls[0].fired  # a negative control that fired in any seed has fired
+
+
+def test_text_values_stay_numbers_through_aggregation() -> None:
+    per = {s: {"x": Section("x", "X", Text("{a:.2f}", {"a": v}), Verdict("info"))} for s, v in enumerate([1.0, 2.0])}
+    assert aggregate_sections(per)["x"].headline.render() == "1.50 ± 0.71"

@@ -10,6 +10,8 @@ import pytest
 
 from encoder_audit.report import build_report
 
+from .conftest import make_run
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = [
     "--headless",
@@ -27,19 +29,26 @@ FLAGS = [
 PROBE = """<script>
 window.addEventListener('load', () => {
   const imgs = [...document.images].map(i => [i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width]);
+  const wraps = [...document.querySelectorAll('.tablewrap')].map(w => [w.scrollWidth, w.clientWidth]);
+  const sections = [...document.querySelectorAll('section')].map(s => s.getBoundingClientRect().right);
   const out = document.createElement('pre'); out.id = 'probe';
-  out.textContent = JSON.stringify({imgs, sections: document.querySelectorAll('section').length});
+  out.textContent = JSON.stringify({imgs, wraps, sections, page: document.documentElement.clientWidth,
+                                    scroll: document.documentElement.scrollWidth});
   document.body.appendChild(out);
 });
 </script>"""
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built with a relative run directory from another working directory, as `--runs-dir runs` does."""
     import json
     import re
 
-    run = report_run
+    make_run(tmp_path, wide=True)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    run = Path("..") / "run"
     _, page = build_report(run)
     probe_page = run / "probe.html"
     probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
@@ -51,7 +60,7 @@ def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -
             "--window-size=1200,2000",
             "--virtual-time-budget=3000",
             "--dump-dom",
-            probe_page.as_uri(),
+            probe_page.resolve().as_uri(),
         ],
         capture_output=True,
         text=True,
@@ -63,8 +72,11 @@ def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -
     found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert found, "the page did not finish loading"
     probe = json.loads(found.group(1).replace("&quot;", '"'))
-    assert probe["sections"] == 3
-    assert probe["imgs"] and all(w > 0 and h > 0 and shown > 0 for w, h, shown in probe["imgs"])
+    assert len(probe["sections"]) == 4
+    assert len(probe["imgs"]) == 2 and all(w > 0 and h > 0 and shown > 0 for w, h, shown in probe["imgs"])
+    # the wide table scrolls inside its card; the page itself does not scroll sideways
+    assert any(sw > cw for sw, cw in probe["wraps"])
+    assert probe["scroll"] <= probe["page"] and all(right <= probe["page"] for right in probe["sections"])
     # and a screenshot is non-empty
     shot = tmp_path / "shot.png"
     subprocess.run(
@@ -74,7 +86,7 @@ def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -
             f"--user-data-dir={tmp_path / 'profile2'}",
             "--window-size=1200,1600",
             f"--screenshot={shot}",
-            page.as_uri(),
+            page.resolve().as_uri(),
         ],
         capture_output=True,
         timeout=120,

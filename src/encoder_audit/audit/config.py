@@ -50,6 +50,7 @@ class DataConfig:
         eval_datasets: labelled datasets for downstream evaluation (kNN, linear probe).
         members, nonmembers, shadow, queries: split sizes.
         eval_max_train: downstream training images per dataset when the victim is evaluated (None: all).
+        eval_max_test: downstream test images per dataset when the victim is evaluated (None: all).
         members_known: a given victim's real training members are named by the split manifest
             (``--splits``), so membership inference can be scored against them.
     """
@@ -61,6 +62,7 @@ class DataConfig:
     shadow: int = 4000
     queries: int = 5000
     eval_max_train: int | None = 10_000
+    eval_max_test: int | None = 5_000
     members_known: bool = False
 
     def __post_init__(self) -> None:
@@ -156,7 +158,13 @@ class AuditConfig:
 
 _DATA_PRESETS: dict[str, DataConfig] = {
     "smoke": DataConfig(
-        eval_datasets=("fashion-mnist",), members=256, nonmembers=256, shadow=512, queries=600, eval_max_train=1000
+        eval_datasets=("fashion-mnist",),
+        members=256,
+        nonmembers=256,
+        shadow=512,
+        queries=600,
+        eval_max_train=1000,
+        eval_max_test=500,
     ),
     "quick": DataConfig(),
     "paper": DataConfig(
@@ -167,6 +175,7 @@ _DATA_PRESETS: dict[str, DataConfig] = {
         shadow=10_000,
         queries=5_000,
         eval_max_train=None,
+        eval_max_test=None,
     ),
 }
 _VICTIM_PRESETS: dict[str, DefaultVictimConfig] = {
@@ -225,3 +234,30 @@ def resolve_config(
 def with_seeds(config: AuditConfig, seeds: Iterable[int]) -> AuditConfig:
     """``config`` with other seeds (validated)."""
     return replace(config, seeds=tuple(seeds))
+
+
+def describe_plan(config: AuditConfig) -> list[tuple[str, str]]:
+    """``(stage, what it will do)`` for every stage the config runs (``--dry-run``'s plan)."""
+    d, v = config.data, config.default_victim
+    victim = (
+        f"load {config.victim}" + (f" with {config.victim_options}" if config.victim_options else "")
+        if config.victim
+        else f"train {v.method} {v.encoder} on {d.members:,} {d.dataset} members for {v.epochs} epochs"
+    )
+    plan = [("victim", f"{victim}; evaluate on {', '.join(d.eval_datasets)} beside random init")]
+    plan += [(name, _summary(getattr(config, name))) for name in SECTIONS if name in config.sections]
+    return plan
+
+
+def _summary(part: Any) -> str:
+    """``field=value`` for a family config's fields (nested configs by their own fields, one level)."""
+    items = []
+    for name, value in config_to_dict(part).items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+            items.append(f"{name}({inner})" if inner else name)
+        elif isinstance(value, list):
+            items.append(f"{name}=[{', '.join(str(v) for v in value)}]")
+        else:
+            items.append(f"{name}={value}")
+    return "; ".join(items)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data import create_dataset
 from ..data.base import ImageDataset
+from ..errors import UserError
 from ..io import atomic_write_json
 from ..report import aggregate_sections, build_report
 from ..report.model import SCHEMA_VERSION, Section, status_section
@@ -42,7 +44,7 @@ from .victim_stage import VictimResult, run_victim_stage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["open_victim", "resolve_device", "run_audit", "stage_context"]
+__all__ = ["load_run_config", "open_victim", "resolve_device", "run_audit", "stage_context", "start_run"]
 
 
 def resolve_device(name: str) -> str:
@@ -232,7 +234,7 @@ def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed
         # the audit's wall time is its stages' time, so a resumed run reports the whole audit
         "wall_time_s": round(sum(stage_seconds.values()), 1),
     }
-    run.save_results(results, kind="audit")
+    run.save_results(results, kind="audit", schema_version=SCHEMA_VERSION)
     build_report(run.path)
 
 
@@ -377,3 +379,47 @@ def run_audit(
     bar.close()
     _write_results(run, config, label, per_seed)
     return run.load_results()
+
+
+def start_run(
+    config: AuditConfig,
+    *,
+    runs_dir: Path = Path("runs"),
+    out: Path | None = None,
+    splits: Path | None = None,
+) -> RunDir:
+    """Create the run directory of a new audit and save its resolved ``config.yaml`` and ``env.json``.
+
+    Args:
+        config: the resolved config (saved whole, victim included, so ``--config RUN/config.yaml``
+            repeats the run).
+        runs_dir: where ``<UTC time>-audit/`` is created.
+        out: the exact directory instead.
+        splits: a split manifest naming a given victim's real members (copied to ``RUN/splits.json``).
+
+    Raises:
+        UserError: the split manifest does not exist.
+    """
+    if splits is not None and not Path(splits).is_file():
+        raise UserError(f"split manifest {splits} not found")
+    run = RunDir.create("audit", runs_dir, out=out)
+    if splits is not None:
+        shutil.copyfile(splits, run.file("splits.json"))
+    run.save_config(config.to_dict())
+    run.save_env(config.seed)
+    return run
+
+
+def load_run_config(run_dir: Path) -> AuditConfig:
+    """The config an audit run was started with (its ``config.yaml``), for ``--resume``.
+
+    Raises:
+        UserError: not an audit run directory.
+    """
+    from ..config import load_yaml
+    from .config import resolve_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not an audit run directory (no config.yaml)")
+    return resolve_config(file_values=load_yaml(path))

@@ -104,7 +104,7 @@ def run_victim_stage(ctx: StageContext, config: Any = None) -> VictimResult:
     victim = ctx.victim()
     meta = getattr(victim, "meta", None)
     arch = meta.get("architecture") if isinstance(meta, dict) else None
-    ev = EvalConfig(max_train=ctx.config.data.eval_max_train, seed=ctx.run_seed)
+    ev = EvalConfig(max_train=ctx.config.data.eval_max_train, max_test=ctx.config.data.eval_max_test, seed=ctx.run_seed)
     rows = []
     adaptation = ""
     for name, (train_ds, test_ds) in ctx.eval_sets().items():

@@ -12,7 +12,12 @@ from ..config import load_yaml, parse_overrides
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the epilog's examples as written."""
+    """Shows defaults (except None and False, which say nothing) and keeps the epilog's examples as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_common(parser: argparse.ArgumentParser, *, data: bool = True) -> None:

@@ -4,20 +4,46 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 from ..io import atomic_write_text
-from .aggregate import aggregate_sections
 from .html import render_html
 from .markdown import render_markdown
-from .schema import normalise_section
+from .model import SCHEMA_VERSION, Section, upgrade_v1
+
+__all__ = ["build_report", "load_sections"]
+
+
+def load_sections(results: dict[str, Any], *, where: str = "results.json") -> dict[str, Section]:
+    """The typed sections of a results dictionary (schema 2, or schema 1 read by :func:`upgrade_v1`).
+
+    Raises:
+        UserError: an unknown schema version or a malformed section.
+    """
+    version = results.get("schema_version", 1)
+    raw = results.get("sections")
+    if raw is None:
+        per_seed = results.get("per_seed") or {}
+        if len(per_seed) == 1:
+            raw = next(iter(per_seed.values())).get("sections")
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} has no audit sections (kind={results.get('kind')!r})")
+    try:
+        if version == 1:
+            return {k: upgrade_v1(v, k) for k, v in raw.items()}
+        if version == SCHEMA_VERSION:
+            return {k: Section.from_dict(v, key=k) for k, v in raw.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}: a section is malformed ({exc})") from None
+    raise UserError(
+        f"{where} has results schema {version}; this encoder-audit reads schemas 1 and {SCHEMA_VERSION} "
+        "(upgrade encoder-audit to render it)"
+    )
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns their paths.
-
-    A run with several seeds (``per_seed`` holding more than one) is rendered as the mean ± std of its
-    seeds, aggregated again from their sections.
 
     Raises:
         UserError: no readable ``results.json`` with audit sections.
@@ -30,27 +56,9 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
-    per_seed = results.get("per_seed") or {}
-    if "sections" not in results and not per_seed:
-        raise UserError(f"{path} has no audit sections (kind={results.get('kind')!r})")
-    if "sections" not in results and len(per_seed) == 1:
-        results["sections"] = dict(next(iter(per_seed.values())).get("sections") or {})
-    if len(per_seed) > 1:
-        if not all(isinstance(v, dict) and isinstance(v.get("sections"), dict) for v in per_seed.values()):
-            raise UserError(f"{path}: every entry of per_seed needs its sections")
-        results["sections"] = aggregate_sections(
-            {
-                int(seed) if str(seed).isdigit() else seed: {
-                    key: normalise_section(sec, title=key, run_dir=run_dir) for key, sec in v["sections"].items()
-                }
-                for seed, v in per_seed.items()
-            }
-        )
-        if "victim" in results["sections"]:
-            results.setdefault("victim", {})["description"] = results["sections"]["victim"]["headline"]
-    results["sections"] = {
-        key: normalise_section(sec, title=key, run_dir=run_dir) for key, sec in results["sections"].items()
-    }
-    md = atomic_write_text(run_dir / "report.md", render_markdown(results))
-    page = atomic_write_text(run_dir / "report.html", render_html(results, run_dir))
+    if not isinstance(results, dict):
+        raise UserError(f"{path} does not hold a results object")
+    sections = load_sections(results, where=str(path))
+    md = atomic_write_text(run_dir / "report.md", render_markdown(results, sections))
+    page = atomic_write_text(run_dir / "report.html", render_html(results, sections, run_dir))
     return md, page

@@ -1,4 +1,4 @@
-"""``report.md``: the audit as Markdown, figures referenced by relative path."""
+"""``report.md``: the audit as Markdown, figures linked relative to the report (it lives in the run directory)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,44 @@ from typing import Any
 
 import yaml
 
-from .schema import SECTION_ORDER, VERDICTS, format_cell
+from .format import cost_table, format_cell
+from .model import SECTION_ORDER, Section, Table
 
-_ICON = {"high": "🔴", "medium": "🟠", "low": "🟢", "info": "🔵", "skipped": "⚪", "failed": "🟣"}
+_ICON = {
+    "high": "🔴",
+    "medium": "🟠",
+    "low": "🟢",
+    "inconclusive": "🟤",
+    "info": "🔵",
+    "skipped": "⚪",
+    "failed": "🟣",
+}
 
 
-def _table(t: dict[str, Any]) -> list[str]:
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(t: Table) -> list[str]:
     out = []
-    if t["title"]:
-        out.append(f"**{t['title']}**\n")
-    if t["columns"]:
-        out.append("| " + " | ".join(t["columns"]) + " |")
-        out.append("|" + "---|" * len(t["columns"]))
-        for row in t["rows"]:
-            out.append("| " + " | ".join(format_cell(c).replace("|", "\\|") for c in row) + " |")
-    if t.get("note"):
-        out.append(f"\n_{t['note']}_")
+    if t.title:
+        out.append(f"**{t.title}**\n")
+    if t.columns:
+        out.append("| " + " | ".join(_esc(c.name) for c in t.columns) + " |")
+        out.append("|" + "|".join("---" if i == 0 or c.is_key else "---:" for i, c in enumerate(t.columns)) + "|")
+        for row in t.rows:
+            out.append("| " + " | ".join(_esc(format_cell(v, c)) for v, c in zip(row, t.columns)) + " |")
+    if t.note:
+        out.append(f"\n_{t.note}_")
     out.append("")
     return out
 
 
-def seeds_label(results: dict[str, Any], meta: dict[str, Any]) -> str:
-    seeds = results.get("seeds") or meta.get("seeds")
+def seeds_label(results: dict[str, Any]) -> str:
+    seeds = results.get("seeds") or []
     if isinstance(seeds, list) and len(seeds) > 1:
         return "seeds " + ", ".join(str(s) for s in seeds)
-    return f"seed {meta.get('seed')}"
+    return f"seed {seeds[0] if seeds else results.get('environment', {}).get('seed')}"
 
 
 def seeds_line(results: dict[str, Any]) -> str:
@@ -45,62 +58,81 @@ def seeds_line(results: dict[str, Any]) -> str:
     )
 
 
-def ordered_sections(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    sections = results.get("sections", {})
+def ordered(sections: dict[str, Section]) -> list[Section]:
     keys = [k for k in SECTION_ORDER if k in sections] + [k for k in sections if k not in SECTION_ORDER]
-    return [(k, sections[k]) for k in keys]
+    return [sections[k] for k in keys]
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """Render an audit ``results.json`` dictionary as Markdown."""
+def _controls(sec: Section) -> list[str]:
+    if not sec.verdict.controls:
+        return []
+    out = ["| control | kind | " + "metric | threshold | fired | as expected |", "|---|---|---:|---:|---|---|"]
+    for c in sec.verdict.controls:
+        out.append(
+            f"| {_esc(c.name)} | {c.kind} | {c.metric} {format_cell(c.value)} | {format_cell(c.threshold)} | "
+            f"{'yes' if c.fired else 'no'} | {'✅' if c.passed else '❌'} |"
+        )
+    return [*out, ""]
+
+
+def render_markdown(results: dict[str, Any], sections: dict[str, Section]) -> str:
+    """Render an audit's results (typed ``sections`` plus the run's metadata) as Markdown."""
     lines = [f"# {results.get('title', 'Encoder audit')}", ""]
     victim = results.get("victim", {})
     if victim:
-        lines.append(f"Victim: **{victim.get('name', '?')}** — {victim.get('description', '')}")
-        lines.append("")
+        lines += [f"Victim: **{victim.get('name', '?')}** — {victim.get('description', '')}", ""]
     if seeds_line(results):
         lines += [seeds_line(results), ""]
-    lines += ["## Summary", "", "| | risk | finding |", "|---|---|---|"]
-    for _key, sec in ordered_sections(results):
-        if _key == "victim":
+    lines += ["## Summary", "", "| audit | verdict | finding |", "|---|---|---|"]
+    for sec in ordered(sections):
+        if sec.key == "victim":
             continue
-        label = VERDICTS.get(sec["verdict"], (sec["verdict"],))[0]
-        lines.append(f"| {_ICON.get(sec['verdict'], '')} {sec['title']} | {label} | {sec['headline']} |")
+        icon = _ICON.get(sec.verdict.level, "")
+        lines.append(f"| {icon} {sec.title} | {sec.label()} | {_esc(sec.headline.render())} |")
     lines.append("")
-    for _key, sec in ordered_sections(results):
-        lines += [f"## {sec['title']}", ""]
-        if sec["headline"]:
-            lines += [f"{_ICON.get(sec['verdict'], '')} **{VERDICTS[sec['verdict']][0]}.** {sec['headline']}", ""]
-        for t in sec["tables"]:
+    for sec in ordered(sections):
+        lines += [f"## {sec.title}", ""]
+        headline = sec.headline.render()
+        if headline:
+            lines += [f"{_ICON.get(sec.verdict.level, '')} **{sec.label()}.** {headline}", ""]
+        if sec.verdict.rule:
+            lines += [f"_Why this verdict:_ {sec.verdict.rule}", ""]
+        lines += _controls(sec)
+        for t in sec.tables:
             lines += _table(t)
-        for fig in sec["figures"]:
-            lines += [f"![{fig['caption']}]({fig['path']})", "", f"_{fig['caption']}_", ""]
-        if sec["costs"]:
-            lines.append(
-                "Costs: " + ", ".join(f"{k.replace('_', ' ')} {format_cell(v)}" for k, v in sec["costs"].items())
-            )
-            lines.append("")
-        if sec["caveats"]:
-            lines += ["Caveats:", ""] + [f"- {c}" for c in sec["caveats"]] + [""]
-        if sec["config"]:
+        for fig in sec.figures:
+            lines += [f"![{fig.caption}]({fig.path})", "", f"_{fig.caption}_", ""]
+        if sec.todo:
+            lines += ["### What to do", ""]
+            lines += [f"- {a.render()}" for a in sec.todo.advice]
+            if sec.todo.advice:
+                lines.append("")
+            if sec.todo.defenses is not None:
+                lines += _table(sec.todo.defenses)
+            if sec.todo.not_covered:
+                lines += ["Not covered by this evidence:", ""] + [f"- {x}" for x in sec.todo.not_covered] + [""]
+        if sec.costs:
+            lines += _table(cost_table(sec.costs))
+        if sec.caveats:
+            lines += ["Caveats:", ""] + [f"- {c}" for c in sec.caveats] + [""]
+        if sec.config:
             lines += [
                 "<details><summary>Configuration</summary>",
                 "",
                 "```yaml",
-                yaml.safe_dump(sec["config"], sort_keys=False).rstrip(),
+                yaml.safe_dump(sec.config, sort_keys=False).rstrip(),
                 "```",
                 "",
                 "</details>",
                 "",
             ]
-    meta = results.get("environment", {})
-    if meta:
+    env = results.get("environment", {})
+    if env:
         lines += [
             "## Run",
             "",
-            f"encoder-audit {meta.get('encoder_audit')} · torch {meta.get('torch')} · "
-            f"{seeds_label(results, meta)} · {meta.get('cpu_count')} CPU cores · "
-            f"wall time {format_cell(results.get('wall_time_s'))} s",
+            f"encoder-audit {env.get('encoder_audit')} · torch {env.get('torch')} · {seeds_label(results)} · "
+            f"{env.get('cpu_count')} CPU cores · wall time {format_cell(results.get('wall_time_s'))} s",
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...report.model import Column, Section, Table, Text, Verdict, WhatToDo, key, pct
+from ...report.model import Cell, Column, Section, Table, Text, Verdict, WhatToDo, key, pct
 from ..victim_stage import VictimResult
 
 __all__ = ["build_victim_section"]
@@ -25,13 +25,12 @@ def build_victim_section(result: VictimResult) -> Section:
     for r in result.downstream:
         table.add(r.dataset, r.knn, r.linear, r.random_knn, r.random_linear)
     first = result.downstream[0]
-    values = {
-        "label": result.label,
+    values: dict[str, Cell] = {
         "dataset": first.dataset,
         "knn": first.knn,
         "linear": first.linear,
     }
-    template = "{label}: kNN {knn:.1%} / linear {linear:.1%} on {dataset}"
+    template = "kNN {knn:.1%} / linear {linear:.1%} on {dataset}"
     if first.random_knn is not None:
         values |= {"rknn": first.random_knn, "rlin": first.random_linear}
         template += " (random init: {rknn:.1%} / {rlin:.1%})"

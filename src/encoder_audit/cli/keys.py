@@ -46,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = ksub.add_parser("list", help="list accounts (never keys)", formatter_class=HelpFormatter)
     ls.add_argument("--file", type=Path, default=Path("keys.yaml"), help="keys file")
     ls.add_argument(
-        "--ledger", type=Path, default=None, help="show usage from this ledger (default KEYS.ledger.sqlite)"
+        "--ledger",
+        default=None,
+        metavar="PATH|URL",
+        help="show usage from this ledger, an SQLite file or a postgresql:// URL (default KEYS.ledger.sqlite)",
     )
     ls.set_defaults(func=run_list)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -69,16 +72,26 @@ def run_create(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..service.auth import KeyStore
-    from ..service.ledger import Ledger
+    from ..service.ledger import is_postgres_url, open_ledger
 
     store = KeyStore.load(args.file)
-    ledger_path = args.ledger or args.file.with_name(args.file.stem + ".ledger.sqlite")
-    usage = Ledger(ledger_path).all_usage() if ledger_path.exists() else {}
-    emit(f"{'account':<20} {'budget':>12} {'used':>12} {'remaining':>12} {'rate/s':>8}")
+    where = args.ledger or str(args.file.with_name(args.file.stem + ".ledger.sqlite"))
+    usage: dict[str, dict[str, int]] = {}
+    if is_postgres_url(where) or Path(where).exists():
+        try:
+            ledger = open_ledger(where)
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            usage = ledger.all_usage()
+        finally:
+            ledger.close()
+    emit(f"{'account':<20} {'budget':>12} {'used':>12} {'reserved':>9} {'remaining':>12} {'rate/s':>8}")
     for name, spec in store.specs.items():
         used = usage.get(name, {}).get("used", 0)
+        reserved = usage.get(name, {}).get("reserved", 0)
         budget = "unlimited" if spec.budget is None else str(spec.budget)
-        remaining = "-" if spec.budget is None else str(max(spec.budget - used, 0))
+        remaining = "-" if spec.budget is None else str(max(spec.budget - used - reserved, 0))
         rate = "-" if spec.rate is None else f"{spec.rate:g}"
-        emit(f"{name:<20} {budget:>12} {used:>12} {remaining:>12} {rate:>8}")
+        emit(f"{name:<20} {budget:>12} {used:>12} {reserved:>9} {remaining:>12} {rate:>8}")
     return 0

@@ -22,8 +22,12 @@ EPILOG = """examples:
   curl -s -H "Authorization: Bearer $KEY" -F image=@shoe.png localhost:8000/v1/embeddings
   curl -s -H "Authorization: Bearer $KEY" localhost:8000/v1/usage
 
-Usage counts live in the SQLite ledger (default: next to the keys file, KEYS.ledger.sqlite) and
-survive restarts. See docs/SERVICE.md for the wire format.
+  # replicas behind a load balancer share one PostgreSQL ledger:
+  encoder-audit serve runs/x/encoder.safetensors --keys keys.yaml --ledger postgresql://audit@db:5432/audit
+
+Usage counts live in the ledger (default: an SQLite file next to the keys file, KEYS.ledger.sqlite)
+and survive restarts. Images are reserved before any decoding and charged once their response was
+written; a request that fails, times out or whose client leaves is not charged. See docs/SERVICE.md.
 """
 
 
@@ -42,7 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless --allow-remote)")
     p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--keys", type=Path, required=True, help="keys file (see `encoder-audit keys create`)")
-    p.add_argument("--ledger", type=Path, default=None, help="SQLite usage ledger (default: KEYS.ledger.sqlite)")
+    p.add_argument(
+        "--ledger",
+        default=None,
+        metavar="PATH|URL",
+        help="usage ledger: an SQLite file or a postgresql:// URL shared by replicas (default: KEYS.ledger.sqlite)",
+    )
     p.add_argument(
         "--defense",
         action="append",
@@ -52,7 +61,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-batch", type=int, default=1024, help="images per request")
     p.add_argument("--max-pixels", type=int, default=1024 * 1024, help="height x width of one image")
+    p.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="sum of height x width over the images of one request",
+    )
     p.add_argument("--max-body-mb", type=float, default=64.0, help="request body cap in MiB")
+    p.add_argument("--decode-concurrency", type=int, default=2, help="images decoded at once in the whole server")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a request may wait for its answer to start (then 503, not charged)",
+    )
+    p.add_argument(
+        "--write-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a client may take to read its answer (else not charged)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads for inference (0 = torch default)")
     p.add_argument(
         "--durability",
@@ -81,19 +109,27 @@ def run(args: argparse.Namespace) -> int:
     from ..service.app import create_app
     from ..service.auth import KeyStore
     from ..service.config import ServiceConfig
+    from ..service.ledger import is_postgres_url, redact_url
     from ..victim import load_encoder
 
     if not _is_loopback(args.host) and not args.allow_remote:
         raise UserError(f"refusing to bind {args.host}: the service binds loopback only unless --allow-remote")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in [0, 65535], got {args.port}")
-    config = ServiceConfig(
-        max_batch=args.max_batch,
-        max_pixels=args.max_pixels,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        sqlite_synchronous=args.durability,
-        inference_threads=args.threads,
-    )
+    try:
+        config = ServiceConfig(
+            max_batch=args.max_batch,
+            max_pixels=args.max_pixels,
+            max_request_pixels=args.max_request_pixels,
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            decode_concurrency=args.decode_concurrency,
+            request_timeout=args.request_timeout,
+            write_timeout=args.write_timeout,
+            sqlite_synchronous=args.durability,
+            inference_threads=args.threads,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     keys = KeyStore.load(args.keys)
     if not len(keys):
         raise UserError(
@@ -102,15 +138,31 @@ def run(args: argparse.Namespace) -> int:
     defenses = [parse_defense_spec(s) for s in args.defense]
     device = "cpu" if args.device == "auto" else args.device
     encoder = load_encoder(args.checkpoint, device=device)
-    ledger = args.ledger or args.keys.with_name(args.keys.stem + ".ledger.sqlite")
+    ledger = args.ledger or str(args.keys.with_name(args.keys.stem + ".ledger.sqlite"))
+    if is_postgres_url(ledger):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise UserError("a postgresql:// ledger needs the psycopg driver: pip install 'psycopg[binary]'") from None
     app = create_app(encoder, keys=keys, ledger=ledger, defenses=defenses, config=config)
+    location = redact_url(ledger) if is_postgres_url(ledger) else ledger
     emit(
         f"serving {args.checkpoint} ({encoder.input_shape} -> {encoder.embedding_dim}-d) "
         f"on http://{args.host}:{args.port} "
-        f"for {len(keys)} account(s); defenses: {', '.join(args.defense) or 'none'}; ledger: {ledger}"
+        f"for {len(keys)} account(s); defenses: {', '.join(args.defense) or 'none'}; ledger: {location}"
     )
     level = "warning" if args.quiet else ("info" if args.verbose else "warning")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=level, access_log=bool(args.verbose))
+    # On SIGTERM, requests in flight may finish (and be charged) within their time-outs; past that
+    # they are cancelled and released.
+    grace = int(config.request_timeout + config.write_timeout) + 1
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=level,
+        access_log=bool(args.verbose),
+        timeout_graceful_shutdown=grace,
+    )
     return 0
 
 

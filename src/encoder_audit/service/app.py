@@ -15,9 +15,9 @@ Endpoints:
   6. a wait for the model (one forward pass at a time), abandoned when the client disconnects
      (released) or after ``request_timeout`` (503 ``timeout``, released);
   7. inference and defenses (a failure: 500, released);
-  8. the response, written in 64 KiB pieces with flow control within ``write_timeout``; the
-     reservation is **committed** (charged) once the last byte was handed to the connection, and
-     released if the client left first.
+  8. the response but its last byte, written in 64 KiB pieces with flow control within
+     ``write_timeout``; then the reservation is **committed** (charged, durable) and the last byte
+     sent. A client that left first, or did not read in time, is not charged (released).
 
 * ``GET /v1/info``: input shape, embedding dimension, limits, formats, defense names (key required).
 * ``GET /v1/usage``: the caller's used, reserved, remaining and total queries (key required).
@@ -417,12 +417,14 @@ def _encode(emb: torch.Tensor, usage: dict[str, Any], npy: bool) -> bytes:
 
 
 class ChargedResponse(Response):
-    """A response whose reservation is committed once its last byte was handed to the connection.
+    """A response whose reservation is committed just before its last byte is handed over.
 
-    Written in :data:`WRITE_CHUNK` pieces, each send waiting for the connection's buffer to drain
-    (uvicorn's flow control), within the service's ``write_timeout``. A client that disconnected
-    before or while it was written is not charged (the reservation is released and the response
-    left incomplete, so the connection closes).
+    The body but its last byte is written in :data:`WRITE_CHUNK` pieces, each send waiting for the
+    connection's buffer to drain (uvicorn's flow control), within the service's ``write_timeout``.
+    Then the reservation is committed (durable) and the last byte sent: a client can only hold a
+    complete response that was charged, and a client that disconnected before the commit (or did
+    not read in time) is not charged (the reservation is released and the response left
+    incomplete, so the connection closes).
     """
 
     def __init__(
@@ -442,22 +444,25 @@ class ChargedResponse(Response):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         svc, res, watch = self.service, self.reservation, self.watch
+        body = memoryview(self.body)
+        head, last = body[:-1], bytes(body[-1:])
+        committed = False
         try:
             for _ in range(3):  # let a pending disconnect notification reach the watcher
                 await asyncio.sleep(0)
             if watch.lost.is_set():
                 await svc.release(res, "disconnect")
                 return
-            body = memoryview(self.body)
             try:
                 with anyio.fail_after(svc.config.write_timeout):
                     await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-                    for i in range(0, len(body), WRITE_CHUNK):
-                        await send(
-                            {"type": "http.response.body", "body": bytes(body[i : i + WRITE_CHUNK]), "more_body": True}
-                        )
+                    for i in range(0, len(head), WRITE_CHUNK):
+                        piece = bytes(head[i : i + WRITE_CHUNK])
+                        await send({"type": "http.response.body", "body": piece, "more_body": True})
                         if watch.lost.is_set():
                             break
+                    # an empty piece waits until the connection's buffer has drained below its low mark
+                    await send({"type": "http.response.body", "body": b"", "more_body": True})
             except TimeoutError:
                 log.warning(
                     "%s did not read its response within %gs; not charged", res.account, svc.config.write_timeout
@@ -467,14 +472,16 @@ class ChargedResponse(Response):
             if watch.lost.is_set():
                 await svc.release(res, "disconnect")
                 return
+            await svc.commit(res)
+            committed = True
             watch.finish()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         except BaseException:
-            await svc.release(res, "error", blocking=True)
+            if not committed:
+                await svc.release(res, "error", blocking=True)
             raise
         finally:
             watch.stop()
-        await svc.commit(res)
 
 
 class RequestMetrics:

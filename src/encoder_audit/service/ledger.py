@@ -6,24 +6,24 @@ A request goes through three ledger operations:
    only if ``used + reserved + n <= budget``. A request that does not fit changes nothing and is
    refused whole (429). Concurrent requests, threads or server processes (replicas) sharing the
    ledger can therefore never together hold or spend more than the budget.
-2. :meth:`BaseLedger.commit` turns the reservation into a charge (``used += n``, ``calls += 1``)
-   after the last byte of the response was handed to the client's connection.
+2. :meth:`BaseLedger.commit` turns the reservation into a charge (``used += n``, ``calls += 1``),
+   durably, once the whole response but its last byte was handed to the client's connection; the
+   server sends the last byte after the commit returns.
 3. :meth:`BaseLedger.release` drops the reservation instead when the request fails, times out or
-   its client disconnects: the images were not delivered, so they are not charged.
+   its client disconnects before the commit: the images were not delivered, so they are not charged.
 
-**Guarantee.** No account pays for images it did not receive, and the images an account receives
-never exceed its budget, with two bounded exceptions, both windows of one response write:
-
-* a server killed (``kill -9``, power cut) between handing a response to its connection and the
-  commit (a few milliseconds, at most one per in-flight request) delivered those images uncharged;
-* a server killed after the commit but before the kernel sent the response's last bytes (at most the
-  64 KiB a connection buffers; flow control waits for the rest) charged a response that may never
-  arrive; so does a client that disconnects while its response is being written.
+**Guarantee.** A client can only hold a complete response whose images were charged, so the images
+an account receives never exceed its budget. No account pays for images it did not receive, except
+in one window per response, between the commit and the hand-over of the last byte (plus at most the
+16 KiB a connection may still buffer after draining): a server killed in that window (``kill -9``,
+power cut), or a client that disconnects in it, leaves a charged response its client never
+completed. The window is the time the event loop takes to resume after the commit, typically well
+under a millisecond.
 
 Reservations left by a dead process are released by any server once they are older than
 ``ServiceConfig.reservation_ttl`` (request time-out + write time-out + 5 s): on start-up, and for an
 account whenever it reserves again. Until then they hold budget but charge nothing, so after a crash
-``charged == delivered`` once they have expired (up to the two windows above).
+``charged == delivered`` once they have expired (up to the window above).
 
 Two backends implement the same semantics: :class:`SQLiteLedger` (default, one embedded file, WAL;
 ``BEGIN IMMEDIATE`` serializes writers across processes on one host) and

@@ -214,3 +214,169 @@ def test_query_counter_refunds_a_call_whose_encoder_fails() -> None:
     enc.fail = False
     q.embed(torch.zeros(4, 1, 4, 4))
     assert (q.images, q.calls, q.remaining) == (4, 1, 0)
+
+
+# --- wrap_encoder: any nn.Module ---------------------------------------------------------------
+
+
+class _Net(torch.nn.Module):
+    """A user's module with batch norm (eval mode matters) and a 2-d output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def module() -> _Net:
+    torch.manual_seed(2)
+    m = _Net()
+    with torch.no_grad():
+        m.train()(torch.rand(8, 3, 20, 20))  # non-trivial running statistics
+    return m.eval()
+
+
+def test_wrapped_module_embeds_like_the_module_on_the_same_normalized_input(module: _Net) -> None:
+    from encoder_audit.victim import WhiteBox, wrap_encoder
+
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)
+    enc = wrap_encoder(module, input_shape=(3, 20, 20), mean=mean, std=std, batch_size=3)
+    assert isinstance(enc, Encoder) and isinstance(enc, WhiteBox)
+    assert enc.input_shape == (3, 20, 20) and enc.embedding_dim == 5
+    x = torch.rand(7, 3, 20, 20)
+    with torch.no_grad():
+        expected = module((x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+    torch.testing.assert_close(enc.embed(x), expected, atol=1e-5, rtol=1e-5)
+    assert enc.meta["source"] == "module" and enc.meta["model_class"] == "_Net"
+    assert enc.meta["architecture"] is None and enc.meta["embedding_dim"] == 5
+    torch.testing.assert_close(torch.tensor(enc.meta["normalization"]["std"]), torch.tensor(std))
+
+
+def test_wrapped_module_without_normalization_gets_pixels_and_can_take_a_feature_layer(module: _Net) -> None:
+    from encoder_audit.victim import wrap_encoder
+
+    x = torch.rand(2, 3, 20, 20)
+    enc = wrap_encoder(module, input_shape=(3, 20, 20))
+    enc.embed(x)
+    assert not module.training  # embedding leaves the caller's module in its own (eval) mode
+    with torch.no_grad():
+        torch.testing.assert_close(enc.embed(x), module(x), atol=1e-5, rtol=1e-5)
+        conv = wrap_encoder(module, input_shape=(3, 20, 20), feature_layer="bn")
+        torch.testing.assert_close(conv.embed(x), module.bn(module.conv(x)).mean(dim=(2, 3)), atol=1e-5, rtol=1e-5)
+    assert conv.embedding_dim == 8
+
+
+def test_wrap_encoder_errors(module: _Net, net) -> None:  # type: ignore[no-untyped-def]
+    from encoder_audit.victim import wrap_encoder
+
+    with pytest.raises(ValueError, match="needs input_shape"):
+        wrap_encoder(module)
+    with pytest.raises(ValueError, match="both mean and std"):
+        wrap_encoder(module, input_shape=(3, 20, 20), mean=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="does not run on 1x20x20"):
+        wrap_encoder(module, input_shape=(1, 20, 20))
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        wrap_encoder(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="wrap_encoder"):
+        LocalEncoder(module)  # type: ignore[arg-type]
+    assert wrap_encoder(net).net is net  # an EncoderNet carries its own shape and normalization
+    with pytest.raises(ValueError, match="own normalization"):
+        wrap_encoder(net, mean=(0.5,), std=(0.5,))
+
+
+def test_embeddings_are_normal_tensors_usable_as_loss_targets(net) -> None:  # type: ignore[no-untyped-def]
+    """embed runs under inference_mode; its result must still be usable where autograd saves it."""
+    enc = LocalEncoder(net)
+    for n in (1, 3):
+        target = enc.embed(torch.rand(n, 3, 16, 16))
+        assert not target.is_inference()
+        pred = torch.rand(n, 128, requires_grad=True)
+        F.cosine_similarity(pred, target).sum().backward()  # saves target for backward
+        assert pred.grad is not None
+
+
+def test_bf16_autocast_keeps_shape_and_float32_output(net) -> None:  # type: ignore[no-untyped-def]
+    enc = LocalEncoder(net, autocast="bf16")
+    x = torch.rand(4, 3, 16, 16)
+    out = enc.embed(x)
+    assert out.shape == (4, 128) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="autocast"):
+        LocalEncoder(net, autocast="int8")
+
+
+def test_device_auto_and_unavailable_cuda(net) -> None:  # type: ignore[no-untyped-def]
+    from encoder_audit.errors import UserError
+    from encoder_audit.victim import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert LocalEncoder(net, device="auto").device == resolve_device("auto")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_adaptation_is_logged_once_per_shape(net, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    enc = LocalEncoder(net)
+    with caplog.at_level("INFO", logger="encoder_audit.victim"):
+        for _ in range(3):
+            enc.embed(torch.rand(2, 1, 4, 4))
+        enc.embed(torch.rand(2, 3, 16, 16))
+    lines = [r.getMessage() for r in caplog.records if "adapting" in r.getMessage()]
+    assert lines == ["adapting 1x4x4 images to the encoder's 3x16x16 input (upsampled 4.0x)"]
+
+
+def test_options_that_do_not_apply_to_a_spec_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from encoder_audit.errors import UserError
+    from encoder_audit.models import save_encoder
+    from encoder_audit.victim import load_encoder
+
+    path = save_encoder(tmp_path / "enc", create_encoder("cnn-small", in_channels=1, image_size=16))
+    assert load_encoder(path, autocast="bf16").embed(torch.rand(1, 1, 16, 16)).shape == (1, 128)
+    with pytest.raises(UserError, match=r"--mean, --std do not apply to the checkpoint"):
+        load_encoder(path, mean=(0.5,), std=(0.5,))
+    with pytest.raises(UserError, match="--weights do not apply to a victim URL"):
+        load_encoder("http://127.0.0.1:9", weights="x.pt")
+    with pytest.raises(UserError, match="needs a name"):
+        load_encoder("torchvision:")
+
+
+def test_url_spec_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from encoder_audit.errors import UserError
+    from encoder_audit.victim import load_encoder
+
+    monkeypatch.delenv("ENCODER_AUDIT_API_KEY", raising=False)
+    with pytest.raises(UserError, match="--api-key"):
+        load_encoder("http://127.0.0.1:9")
+
+
+# --- the top-level facade ----------------------------------------------------------------------
+
+
+def test_importing_the_package_imports_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, encoder_audit; assert 'torch' not in sys.modules, 'import pulled in torch'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_facade_exposes_the_api() -> None:
+    import encoder_audit
+    import encoder_audit.attacks.registry as attacks
+    import encoder_audit.audit.runner as runner
+    import encoder_audit.victim as victim
+    from encoder_audit import create_attack, load_encoder, run_audit, wrap_encoder
+
+    assert load_encoder is victim.load_encoder and wrap_encoder is victim.wrap_encoder
+    assert run_audit is runner.run_audit and create_attack is attacks.create_attack
+    assert {"load_encoder", "wrap_encoder", "run_audit", "create_attack"} <= set(dir(encoder_audit))
+    assert set(encoder_audit.__all__) <= set(dir(encoder_audit))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        encoder_audit.nope  # noqa: B018

@@ -474,7 +474,10 @@ def build_torchvision(name: str) -> Loaded:
             f"torchvision has no classification model {name!r}{hint} (see torchvision.models.list_models())"
         )
     model = torchvision.models.get_model(name, weights=None)
-    head, _ = remove_head(model)
+    try:
+        heads = [remove_head(model)[0]]
+    except UserError:  # a convolutional classifier (SqueezeNet): only --feature-layer gives features
+        heads = []
     shape, mean, std = None, None, None
     try:
         tf = torchvision.models.get_model_weights(name).DEFAULT.transforms()
@@ -483,7 +486,7 @@ def build_torchvision(name: str) -> Loaded:
         shape, mean, std = (3, *side), tuple(tf.mean), tuple(tf.std)
     except (ValueError, AttributeError, KeyError, TypeError):  # an architecture without weights metadata
         log.debug("torchvision %s has no weights metadata; no default input shape", name)
-    return Loaded(model.eval(), "torchvision", name, shape, mean, std, [head], rebuildable=True)  # type: ignore[arg-type]
+    return Loaded(model.eval(), "torchvision", name, shape, mean, std, heads, rebuildable=True)  # type: ignore[arg-type]
 
 
 def _timm() -> Any:
@@ -675,6 +678,11 @@ def to_encoder_net(
             f"{loaded.source}:{loaded.name} does not record its input shape: give --input-shape C,H,W "
             "(input_shape=(C, H, W) in Python)"
         )
+    if loaded.source == "torchvision" and not loaded.head and feature_layer is None:
+        raise UserError(
+            f"torchvision:{loaded.name} has no linear classifier head to remove: choose where features are taken "
+            "with --feature-layer (e.g. features)"
+        )
     mean = mean if mean is not None else loaded.mean
     std = std if std is not None else loaded.std
     return wrap_module(
@@ -731,7 +739,7 @@ def wrap_module(
         module.train(was_training)
     if probe.ndim != 2 or probe.shape[0] != 1:
         raise ValueError(f"{arch} gives features of shape {tuple(probe.shape)} for one image; expected (1, D)")
-    return EncoderNet(
+    net = EncoderNet(
         features,
         arch=arch,
         in_channels=c,
@@ -741,3 +749,4 @@ def wrap_module(
         mean=mean_t,
         std=std_t,
     ).to(device)
+    return net.train(was_training)  # the wrapper takes the module's mode (a new module would be in train mode)

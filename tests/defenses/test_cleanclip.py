@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from encoder_audit.data import create_dataset
-from encoder_audit.data.captions import make_paired
+from encoder_audit.data import DatasetInfo, create_dataset
+from encoder_audit.data.captions import make_paired, synonym_table
 from encoder_audit.defenses.cleanclip import CleanCLIPConfig, cleanclip_finetune, cleanclip_loss, eda_variants
 from encoder_audit.defenses.poison_detector import DetectorConfig, detection_metrics, filter_pairs, score_pairs
 from encoder_audit.models.clip import CLIPConfig, build_clip
@@ -96,3 +96,45 @@ def test_density_score_flags_duplicated_images() -> None:
     assert detection_metrics(scores, truth, 10 / 60)["recall_at_flagged"] >= 0.9
     sim = score_pairs(model, pairs, DetectorConfig(method="similarity"))
     assert sim.shape == (60,) and np.isfinite(sim).all()
+
+
+CIFAR = DatasetInfo(
+    "cifar10", 3, 32, 10, ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+)
+FASHION = DatasetInfo(
+    "fashion-mnist",
+    1,
+    28,
+    10,
+    ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
+)
+
+
+def test_eda_replaces_whole_words_only() -> None:
+    # the old substring replacement turned "catalogue" into "kittenalogue" in 8 of 200 draws
+    rng = np.random.default_rng(0)
+    table = synonym_table(CIFAR)
+    variants = [v for _ in range(200) for v in eda_variants("the cat in the catalogue.", 1, rng, 0.3, table)]
+    assert not any("kittenalogue" in v or "puppyalogue" in v for v in variants)
+    assert sum("catalogue" in v for v in variants) > 100  # deletion may drop it, replacement never rewrites it
+    assert any("kitten" in v or "house cat" in v for v in variants)  # the whole word "cat" is replaced
+
+
+def test_eda_uses_the_current_datasets_table() -> None:
+    rng = np.random.default_rng(0)
+    table = synonym_table(FASHION)
+    assert "cat" not in table and "sneaker" in table
+    variants = eda_variants("a cat next to a sneaker", 100, rng, 0.2, table)
+    assert not any("kitten" in v for v in variants)
+    assert any(w in v for v in variants for w in ("trainer", "running shoe"))
+
+
+def test_eda_p_is_honoured() -> None:
+    caption = "a black and white picture of a sneaker on a plain background."
+    table = synonym_table(FASHION)
+    assert eda_variants(caption, 20, np.random.default_rng(0), 0.0, table) == [caption] * 20
+
+    def mean_words(p: float) -> float:
+        return float(np.mean([len(v.split()) for v in eda_variants(caption, 300, np.random.default_rng(1), p, table)]))
+
+    assert mean_words(0.05) > mean_words(0.3) + 1.5  # deletion follows p: ~0.6 vs ~3.6 words of 12 dropped

@@ -24,7 +24,8 @@ EPILOG_BADENCODER = """examples:
   encoder-audit poison badencoder --victim runs/victim --epochs 10 --shadow-size 10000 --lr 5e-4
 
 Writes the backdoored encoder (encoder.safetensors + .json) and results.json with CA, BA and ASR of a
-linear probe trained by an unsuspecting user on clean features.
+linear probe trained by an unsuspecting user on clean L2-normalised features (the official protocol),
+and the same probe on raw features.
 """
 
 
@@ -55,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--trigger-size", type=int, default=4, help="patch side in pixels")
     c.add_argument("--trigger-pattern", choices=["checkerboard", "white", "black", "random"], default="checkerboard")
     c.add_argument("--placement", choices=["random", "fixed"], default="random", help="trigger placement")
+    c.add_argument(
+        "--mode",
+        choices=["replace", "add"],
+        default="replace",
+        help="poisons replace clean pairs (the paper's fixed-size set) or are added as extra copies",
+    )
     c.add_argument("--train-size", type=int, default=2000, help="clean pairs (0 = the whole split)")
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--batch-size", type=int, default=64)
@@ -83,12 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--victim", required=True, help="encoder checkpoint (.safetensors + .json, or a run directory)")
     b.add_argument("--dataset", default="fashion-mnist", help="shadow + downstream dataset")
     b.add_argument("--target-label", type=int, default=0)
-    b.add_argument("--references", type=int, default=3, help="reference inputs of the target class")
-    b.add_argument("--shadow-size", type=int, default=2000)
-    b.add_argument("--epochs", type=int, default=8)
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--lr", type=float, default=1e-3)
-    b.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    b.add_argument("--references", type=int, default=1, help="reference inputs of the target class (one trigger each)")
+    b.add_argument("--shadow-size", type=int, default=None, help="shadow images (default: BadEncoderConfig)")
+    b.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: BadEncoderConfig)")
+    b.add_argument("--batch-size", type=int, default=None)
+    b.add_argument("--lr", type=float, default=None)
+    b.add_argument("--optimizer", choices=["adam", "sgd"], default=None)
     b.add_argument("--trigger-size", type=int, default=9)
     b.add_argument("--trigger-pattern", choices=["checkerboard", "white", "black", "random"], default="white")
     b.add_argument("--max-train", type=int, default=5000, help="downstream training images for the linear probe")
@@ -97,184 +104,91 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _trigger(args: argparse.Namespace, fixed_default: tuple[int, int] = (-5, -5)) -> Any:
+def _trigger(size: int, pattern: str, placement: str) -> Any:
     from ..attacks.poisoning.trigger import Trigger
 
-    size = args.trigger_size
-    pos = fixed_default if fixed_default != (-5, -5) else (-(size + 1), -(size + 1))
-    return Trigger(size=size, pattern=args.trigger_pattern, placement=getattr(args, "placement", "fixed"), position=pos)
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    """A (nested) config dataclass as plain JSON/YAML types."""
-    import dataclasses
-    import json
-
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return Trigger(size=size, pattern=pattern, placement=placement, position=(-(size + 1), -(size + 1)))
 
 
 def run_clip(args: argparse.Namespace) -> int:
-    import torch
+    from ..attacks.poisoning.commands import ClipJob, run_clip_job
+    from ..attacks.poisoning.experiment import ClipExperimentConfig
+    from ..runs import RunDir
 
-    from ..attacks.poisoning.experiment import ClipExperimentConfig, clean_pairs, run_defenses, run_poisoned_clip
-    from ..attacks.poisoning.plots import plot_backdoor, plot_targeted
-    from ..data import create_dataset
-    from ..data.captions import make_paired
-    from ..runs import RunDir, seed_everything
-
-    counts = [int(v) for v in args.sweep.split(",")] if args.sweep else [args.poisons]
-    if any(v < 0 for v in counts):
-        raise ValueError("poison counts must be >= 0")
-    cfg = ClipExperimentConfig(
-        train_size=args.train_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        image_width=args.image_width,
-        targets=args.targets,
-        caption_source=args.caption_source,
-        backdoor_target=args.target_label,
-        trigger=_trigger(args),
+    job = ClipJob(
+        dataset=args.dataset,
+        attack=args.attack,
+        counts=tuple(int(v) for v in args.sweep.split(",")) if args.sweep else (args.poisons,),
+        experiment=ClipExperimentConfig(
+            train_size=args.train_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            image_width=args.image_width,
+            targets=args.targets,
+            caption_source=args.caption_source,
+            backdoor_target=args.target_label,
+            trigger=_trigger(args.trigger_size, args.trigger_pattern, args.placement),
+            mode=args.mode,
+        ),
+        defenses=tuple(args.defense),
+        trusted_pairs=args.trusted_pairs,
+        remove_fraction=args.remove_fraction,
+        seed=args.seed,
     )
     run_dir = RunDir.create("poison-clip", args.runs_dir, out=args.out)
-    seed_everything(args.seed, deterministic=args.deterministic)
-    train = create_dataset(args.dataset, "train", root=args.data_root, download=args.download)
-    test = create_dataset(args.dataset, "test", root=args.data_root, download=args.download)
-    if not 0 <= args.target_label < train.info.num_classes:
-        raise ValueError(f"--target-label must be in [0, {train.info.num_classes})")
-    run_dir.save_config(
-        {
-            "command": "poison clip",
-            "attack": args.attack,
-            "counts": counts,
-            "experiment": _plain(cfg),
-            "defenses": args.defense,
-            "seed": args.seed,
-        }
-    )
-    run_dir.save_env(args.seed, args.deterministic)
     emit(f"run directory: {run_dir.path}")
-    clean = clean_pairs(train, cfg)
-    rows, last = [], None
-    for n in counts:
-        k, m = (n, 0) if args.attack == "targeted" else (0, n)
-        last = run_poisoned_clip(
-            clean,
-            test,
-            targeted_poisons=k,
-            backdoor_poisons=m,
-            config=cfg,
-            seed=args.seed,
-            out_dir=run_dir.path / f"poisons_{n}",
-            save_model=len(counts) == 1,
-            progress=progress(args),
-        )
-        r = last.metrics
-        rows.append(r)
-        if args.attack == "targeted":
-            emit(
-                f"k={n:>4} per target ({100 * r['targeted_rate_per_target']:.3f}% of {r['train_pairs']} pairs): "
-                f"success {r['targeted_success']:.2f}, mean rank of y' {r['targeted_mean_rank']:.2f}, "
-                f"clean zero-shot {r['clean_zeroshot_top1']:.3f}"
-            )
-        else:
-            emit(
-                f"m={n:>4} ({100 * r['backdoor_rate']:.3f}% of {r['train_pairs']} pairs): ASR {r['backdoor_asr']:.3f} "
-                f"(no-trigger {r['backdoor_baseline_target_rate']:.3f}), z-score {r['backdoor_zscore']:.2f}, "
-                f"clean zero-shot {r['clean_zeroshot_top1']:.3f}"
-            )
-    results: dict[str, Any] = {"attack": args.attack, "rows": rows}
-    if len(counts) > 1:
-        plot = plot_targeted if args.attack == "targeted" else plot_backdoor
-        fig = plot(rows, run_dir.file(f"poisoning_{args.attack}.png"))
-        results["figure"] = str(fig)
-        emit(f"figure: {fig}")
-    if args.defense and last is not None:
-        used = set(clean.images.indices.tolist())
-        g = torch.Generator().manual_seed(args.seed + 12345)
-        rest = [i for i in torch.randperm(len(train), generator=g).tolist() if i not in used][: args.trusted_pairs]
-        trusted = make_paired(train.subset(sorted(rest)), seed=args.seed + 1)
-        drows = run_defenses(
-            last,
-            test,
-            trusted,
-            config=cfg,
-            defenses=tuple(args.defense),
-            remove_fraction=args.remove_fraction,
-            seed=args.seed,
-            progress=progress(args),
-        )
-        results["defenses"] = drows
-        key = "targeted_success" if args.attack == "targeted" else "backdoor_asr"
-        for d in drows:
-            det = d.get("detection")
-            extra = f", detector AUROC {det['auroc']:.3f}" if det else ""
-            emit(
-                f"{d['defense']}: {key} {d['before'][key]:.3f} -> {d['after'][key]:.3f}, clean zero-shot "
-                f"{d['before']['clean_zeroshot_top1']:.3f} -> {d['after']['clean_zeroshot_top1']:.3f}{extra}"
-            )
-    run_dir.save_results(results, kind="poison-clip")
+    run_clip_job(
+        job,
+        run_dir,
+        data_root=args.data_root,
+        download=args.download,
+        deterministic=args.deterministic,
+        progress=progress(args),
+        say=emit,
+    )
     return 0
 
 
 def run_badencoder(args: argparse.Namespace) -> int:
-    from ..attacks.poisoning.badencoder import BadEncoder, BadEncoderConfig, evaluate_badencoder, reference_images
-    from ..attacks.poisoning.trigger import Trigger
-    from ..data import create_dataset
-    from ..models.checkpoint import load_encoder_net, save_encoder
-    from ..runs import RunDir, seed_everything
+    from ..attacks.poisoning.badencoder import BadEncoderConfig
+    from ..attacks.poisoning.commands import BadEncoderJob, run_badencoder_job
+    from ..runs import RunDir
 
-    net, _ = load_encoder_net(args.victim)
-    size = args.trigger_size
-    trigger = Trigger(size=size, pattern=args.trigger_pattern, placement="fixed", position=(-(size + 1), -(size + 1)))
-    cfg = BadEncoderConfig(
-        target_label=args.target_label,
-        references=args.references,
-        trigger=trigger,
-        shadow_size=args.shadow_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
+    job = BadEncoderJob(
+        victim=str(args.victim),
+        dataset=args.dataset,
+        config=BadEncoderConfig(
+            target_label=args.target_label,
+            references=args.references,
+            trigger=_trigger(args.trigger_size, args.trigger_pattern, "fixed"),
+            **{
+                k: getattr(args, k)
+                for k in ("shadow_size", "epochs", "batch_size", "lr", "optimizer")
+                if getattr(args, k) is not None
+            },
+        ),
+        max_train=args.max_train,
+        seed=args.seed,
     )
     run_dir = RunDir.create("poison-badencoder", args.runs_dir, out=args.out)
-    seed_everything(args.seed, deterministic=args.deterministic)
-    train = create_dataset(args.dataset, "train", root=args.data_root, download=args.download)
-    test = create_dataset(args.dataset, "test", root=args.data_root, download=args.download)
-    if tuple(train.images.shape[1:]) != tuple(net.input_shape):
-        raise ValueError(f"victim expects {net.input_shape} images, {args.dataset} has {tuple(train.images.shape[1:])}")
-    if not 0 <= args.target_label < train.info.num_classes:
-        raise ValueError(f"--target-label must be in [0, {train.info.num_classes})")
-    run_dir.save_config({"command": "poison badencoder", "victim": str(args.victim), "config": _plain(cfg)})
-    run_dir.save_env(args.seed, args.deterministic)
     emit(f"run directory: {run_dir.path}")
-    refs, ref_rows = reference_images(train, args.target_label, args.references, seed=args.seed)
-    attack = BadEncoder(cfg)
-    bad = attack.attack(net, train, refs, seed=args.seed, progress=progress(args))
-    save_encoder(
-        run_dir.file("encoder.safetensors"),
-        bad,
-        training={"method": "badencoder", "victim": str(args.victim), **_plain(cfg)},
-        extra={
-            "backdoor": {"trigger": trigger.to_dict(), "target_label": args.target_label, "reference_rows": ref_rows}
-        },
-    )
-    metrics = evaluate_badencoder(
-        net, bad, train, test, trigger, args.target_label, max_train=args.max_train, seed=args.seed
-    )
-    run_dir.save_results(
-        {"metrics": metrics, "history": attack.history, "attack_seconds": attack.seconds}, kind="poison-badencoder"
-    )
-    emit(
-        f"CA {metrics['clean_accuracy']:.3f}  BA {metrics['backdoored_accuracy']:.3f}  ASR {metrics['asr']:.3f} "
-        f"(same trigger on the clean encoder: {metrics['asr_clean_encoder']:.3f}); "
-        f"backdoored encoder: {run_dir.file('encoder.safetensors')}"
+    run_badencoder_job(
+        job,
+        run_dir,
+        data_root=args.data_root,
+        download=args.download,
+        deterministic=args.deterministic,
+        progress=progress(args),
+        say=emit,
     )
     return 0
 
 
 def registries() -> list[tuple[str, dict[str, str]]]:
-    from ..attacks.poisoning import backdoor, badencoder, targeted  # noqa: F401
-    from ..attacks.poisoning.base import POISONING
+    from ..attacks.registry import registry
 
-    return [("poisoning attacks", POISONING.describe())]
+    return [
+        ("poisoning attacks", registry("poisoning").describe()),
+        ("backdoor attacks", registry("backdoor").describe()),
+    ]

@@ -41,6 +41,8 @@ __all__ = [
     "generate_captions",
     "load_captions_csv",
     "make_paired",
+    "replace_phrases",
+    "synonym_table",
 ]
 
 # Training captions: varied sentence frames around a class word; a few carry distractor context so
@@ -136,6 +138,49 @@ def class_synonyms(info: DatasetInfo) -> list[tuple[str, ...]]:
         syn = table.get(name)
         out.append(tuple(syn) if syn else (name.replace("_", " "),))
     return out
+
+
+def synonym_table(info: DatasetInfo) -> dict[str, tuple[str, ...]]:
+    """``{phrase: its other synonyms}`` over the classes of ``info`` only (another dataset's words never appear).
+
+    >>> from encoder_audit.data.base import DatasetInfo
+    >>> synonym_table(DatasetInfo("cifar10", 3, 32, 2, ("cat", "dog")))["cat"]
+    ('kitten', 'house cat')
+    """
+    table: dict[str, tuple[str, ...]] = {}
+    for words in class_synonyms(info):
+        for w in words:
+            others = tuple(x for x in words if x != w)
+            if others:
+                table[w] = tuple(dict.fromkeys(table.get(w, ()) + others))
+    return table
+
+
+def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
+    # longest first, so "house cat" wins over "cat"; whole words only ("cat" never matches "catalogue")
+    alts = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])")
+
+
+def replace_phrases(text: str, table: dict[str, tuple[str, ...]], count: int, rng: np.random.Generator) -> str:
+    """Replace up to ``count`` whole-word occurrences of ``table``'s phrases by a random synonym each.
+
+    Occurrences are found left to right without overlap (longest phrase first); which of them are
+    replaced is drawn from ``rng``.
+    """
+    if count <= 0 or not table:
+        return text
+    matches = list(_phrase_pattern(list(table)).finditer(text))
+    if not matches:
+        return text
+    chosen = sorted(rng.choice(len(matches), size=min(count, len(matches)), replace=False).tolist())
+    out, last = [], 0
+    for i in chosen:
+        m = matches[i]
+        options = table[m.group(0)]
+        out += [text[last : m.start()], options[int(rng.integers(len(options)))]]
+        last = m.end()
+    return "".join(out) + text[last:]
 
 
 def caption_set(
@@ -334,7 +379,7 @@ def load_captions_csv(
             raise DataNotFoundError(f"image {ip} listed in {p} not found")
         try:
             with Image.open(ip) as im:
-                im = im.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+                im = im.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
             raise CorruptFileError(f"cannot read image {ip}: {exc}") from None

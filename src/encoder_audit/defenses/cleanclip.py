@@ -10,23 +10,25 @@ with I~, T~ the embeddings of an augmented image and an augmented caption, s = e
 lambda_clip = lambda_in = 1. Self-supervised re-alignment of each modality on its own breaks the
 spurious trigger <-> caption co-occurrence. CleanCLIP augments images with AutoAugment and captions with
 EDA; here images get the SimCLR recipe of :mod:`encoder_audit.augment` (crop, jitter, grayscale; a
-stand-in for AutoAugment at 28 px) and captions a small EDA (synonym replacement from the caption
-synonym bank, random deletion, random swap), four variants per caption drawn once.
+stand-in for AutoAugment at 28 px) and captions a small EDA (Wei & Zou 2019: whole-word synonym
+replacement from the fine-tuning set's own class-synonym table, random deletion, random swap, each
+at rate ``eda_p``), four variants per caption drawn once.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..augment import create_views
-from ..data.captions import SYNONYMS, PairedDataset
+from ..data.captions import PairedDataset, replace_phrases, synonym_table
 from ..models.clip import CLIPModel
 from ..train.clip import CLIPObjective, CLIPTrainConfig, clip_loss
 from ..train.loop import TrainConfig, fit
@@ -46,7 +48,9 @@ class CleanCLIPConfig:
         lambda_inmodal: weight of the unimodal self-supervised terms (paper 1).
         image_views: augmentation recipe of I~ (CleanCLIP: AutoAugment; here ``simclr``).
         text_variants: EDA variants drawn per caption.
-        eda_p: per-word probability of deletion / synonym replacement in EDA.
+        eda_p: EDA's rate (Wei & Zou's alpha, 0.1 in their recommendation): each word is deleted with
+            probability ``eda_p``, and ``max(1, round(eda_p * words))`` synonym replacements and word
+            swaps are made (none at 0: the captions are left as they are).
     """
 
     lambda_clip: float = 1.0
@@ -62,28 +66,31 @@ class CleanCLIPConfig:
             raise ValueError("text_variants must be >= 1 and eda_p in [0, 1)")
 
 
-def _synonym_table() -> dict[str, list[str]]:
-    table: dict[str, list[str]] = {}
-    for classes in SYNONYMS.values():
-        for words in classes.values():
-            for w in words:
-                table.setdefault(w, []).extend(x for x in words if x != w)
-    return table
+def eda_variants(
+    caption: str,
+    n: int,
+    rng: np.random.Generator,
+    p: float = 0.1,
+    table: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
+    """``n`` EDA variants of a caption (Wei & Zou 2019): synonym replacement, random deletion, random swap.
 
-
-def eda_variants(caption: str, n: int, rng: np.random.Generator, p: float = 0.1) -> list[str]:
-    """``n`` EDA-style variants of a caption (Wei & Zou 2019): synonym swap, random deletion, random swap."""
-    table = _synonym_table()
+    Args:
+        caption: the text.
+        n: variants to draw.
+        rng: randomness.
+        p: EDA's rate alpha (0: every variant is the caption itself).
+        table: ``{phrase: synonyms}`` of the caption's dataset (:func:`~encoder_audit.data.captions.synonym_table`);
+            phrases are replaced as whole words only. None: no synonym replacement.
+    """
     out = []
     for _ in range(n):
-        text = caption
-        for word in sorted(table, key=len, reverse=True):
-            if word in text and rng.random() < max(p, 0.5):
-                text = text.replace(word, table[word][int(rng.integers(len(table[word])))], 1)
-                break
+        words = caption.split()
+        edits = max(1, round(p * len(words))) if p > 0 else 0
+        text = replace_phrases(caption, table or {}, edits, rng)
         words = text.split()
         kept = [w for w in words if rng.random() >= p] or words
-        if len(kept) > 2 and rng.random() < 0.5:
+        for _ in range(edits if len(kept) > 1 else 0):
             i, j = rng.choice(len(kept), size=2, replace=False)
             kept[i], kept[j] = kept[j], kept[i]
         out.append(" ".join(kept))
@@ -130,8 +137,10 @@ class CleanCLIPObjective(CLIPObjective):
         both = torch.cat([self.views(images, generator), self.strong_views(images, generator)])
         z_img = self.model.encode_image(both)
         i, i_aug = z_img[:b], z_img[b:]
-        pick = torch.randint(0, self.aug_tokens.shape[1], (b,), generator=generator).to(labels.device)
-        tok = torch.cat([self.tokens[labels], self.aug_tokens[labels, pick]])
+        aug = cast(torch.Tensor, self.aug_tokens)  # registered buffers
+        tokens = cast(torch.Tensor, self.tokens)
+        pick = torch.randint(0, int(aug.shape[1]), (b,), generator=generator).to(labels.device)
+        tok = torch.cat([tokens[labels], aug[labels, pick]])
         z_txt = self.model.encode_text(tok)
         t, t_aug = z_txt[:b], z_txt[b:]
         return cleanclip_loss(i, t, i_aug, t_aug, self.model.scale(), c.lambda_clip, c.lambda_inmodal)
@@ -144,6 +153,7 @@ def cleanclip_finetune(
     config: CleanCLIPConfig | None = None,
     train: TrainConfig | None = None,
     progress: bool | None = None,
+    on_epoch_end: Callable[[int, CLIPModel], None] | None = None,
 ) -> CLIPModel:
     """Return a CleanCLIP-fine-tuned copy of ``model`` (the input model is not modified).
 
@@ -154,30 +164,61 @@ def cleanclip_finetune(
         train: optimisation (CleanCLIP: 10 epochs, batch 64, lr 1e-5 on a pre-trained RN50; a model
             trained from scratch at CPU scale needs a larger lr, e.g. 5e-4).
         progress: progress bar.
+        on_epoch_end: called with (epoch, the model being tuned) after every epoch, e.g. to measure
+            a steps sweep in one run (use a ``constant`` schedule so an epoch's model does not depend
+            on the run's length).
     """
     c = config or CleanCLIPConfig()
     train = train or TrainConfig(epochs=3, batch_size=128, lr=5e-4, checkpoint_every=0)
     tuned = copy.deepcopy(model).train()
-    ctx = tuned.config.context_length
-    rng = np.random.default_rng(train.seed)
-    variants = [eda_variants(cap, c.text_variants, rng, c.eda_p) for cap in clean.captions]
-    aug = torch.stack([tuned.tokenizer.encode(v, ctx) for v in variants])
-    tokens = tuned.tokenizer.encode(clean.captions, ctx)
+    aug, tokens = _caption_tokens(tuned, clean.captions, c, np.random.default_rng(train.seed), _table(clean))
     objective = CleanCLIPObjective(tuned, tokens, aug, c)
-    fit(objective, clean.as_training_dataset(), train, progress=progress)
+    hook = None
+    if on_epoch_end is not None:
+        cb = on_epoch_end
+
+        def hook(epoch: int, _objective: Any) -> None:
+            was = tuned.training
+            tuned.eval()
+            cb(epoch, tuned)
+            tuned.train(was)
+
+    fit(objective, clean.as_training_dataset(), train, progress=progress, on_epoch_end=hook)
     return tuned.eval()
+
+
+def _table(clean: PairedDataset) -> dict[str, tuple[str, ...]]:
+    info = clean.images.info
+    return synonym_table(info) if info.class_names else {}
+
+
+def _caption_tokens(
+    model: CLIPModel,
+    captions: list[str],
+    c: CleanCLIPConfig,
+    rng: np.random.Generator,
+    table: dict[str, tuple[str, ...]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ctx = model.config.context_length
+    variants = [eda_variants(cap, c.text_variants, rng, c.eda_p, table) for cap in captions]
+    aug = torch.stack([model.tokenizer.encode(v, ctx) for v in variants])
+    return aug, model.tokenizer.encode(captions, ctx)
 
 
 @register_objective("cleanclip", config=CleanCLIPConfig, help="CleanCLIP fine-tuning: CLIP + in-modal terms")
 def _make_cleanclip(
-    encoder: Any, config: CleanCLIPConfig | None = None, *, model: CLIPModel, captions: list[str], seed: int = 0
+    encoder: Any,
+    config: CleanCLIPConfig | None = None,
+    *,
+    model: CLIPModel,
+    captions: list[str],
+    seed: int = 0,
+    synonyms: dict[str, tuple[str, ...]] | None = None,
 ) -> CleanCLIPObjective:
-    """CleanCLIP fine-tuning: CLIP + in-modal terms (needs ``model`` and ``captions``)."""
+    """CleanCLIP fine-tuning: CLIP + in-modal terms (needs ``model``, ``captions`` and the dataset's ``synonyms``)."""
     c = config or CleanCLIPConfig()
-    ctx = model.config.context_length
-    rng = np.random.default_rng(seed)
-    aug = torch.stack([model.tokenizer.encode(eda_variants(x, c.text_variants, rng, c.eda_p), ctx) for x in captions])
-    return CleanCLIPObjective(model, model.tokenizer.encode(captions, ctx), aug, c)
+    aug, tokens = _caption_tokens(model, captions, c, np.random.default_rng(seed), synonyms or {})
+    return CleanCLIPObjective(model, tokens, aug, c)
 
 
 def describe(config: CleanCLIPConfig) -> dict[str, Any]:

@@ -13,7 +13,9 @@ Two scores per (image, caption) pair, higher = more suspicious:
   clusters. Needs no trusted data.
 
 :func:`detection_metrics` scores either against the manifest (AUROC, recall and precision among the
-top-q flagged pairs); :func:`filter_pairs` drops the flagged pairs before retraining.
+top-q flagged pairs); :func:`detection_curve` does so over a sweep of removal fractions (a filter that
+flags q of N pairs cannot recall more than qN / poisons of them, so a fixed q below the poisoned
+fraction caps recall by construction); :func:`filter_pairs` drops the flagged pairs before retraining.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from ..data.captions import PairedDataset
 from ..models.clip import CLIPModel
 
-__all__ = ["DetectorConfig", "detection_metrics", "filter_pairs", "score_pairs"]
+__all__ = ["DetectorConfig", "detection_curve", "detection_metrics", "filter_pairs", "score_pairs"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,26 @@ def detection_metrics(scores: np.ndarray, is_poison: np.ndarray, remove_fraction
         "recall_at_flagged": hits / npos if npos else float("nan"),
         "precision_at_flagged": hits / n_flag,
     }
+
+
+def detection_curve(
+    scores: np.ndarray, is_poison: np.ndarray, fractions: list[float] | tuple[float, ...]
+) -> list[dict[str, float]]:
+    """Precision and recall of the poisons among the top-``q`` flagged pairs, for each removal fraction ``q``.
+
+    Each row: ``fraction``, ``flagged``, ``poisons``, ``recall_at_flagged``, ``precision_at_flagged``,
+    ``max_recall`` (``min(1, flagged / poisons)``: the most a perfect detector could recall at ``q``).
+    """
+    rows = []
+    npos = int(np.asarray(is_poison, dtype=bool).sum())
+    for q in sorted(set(float(f) for f in fractions)):
+        if not 0 < q < 1:
+            raise ValueError(f"removal fractions must be in (0, 1), got {q}")
+        m = detection_metrics(scores, is_poison, q)
+        m["fraction"] = q
+        m["max_recall"] = min(1.0, m["flagged"] / npos) if npos else float("nan")
+        rows.append(m)
+    return rows
 
 
 def filter_pairs(paired: PairedDataset, scores: np.ndarray, remove_fraction: float) -> tuple[PairedDataset, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,8 @@ from encoder_audit.attacks.poisoning.badencoder import (
     badencoder_loss,
     evaluate_badencoder,
     reference_images,
+    reference_triggers,
+    run_badencoder,
 )
 from encoder_audit.attacks.poisoning.trigger import Trigger
 from encoder_audit.data import create_dataset
@@ -20,7 +24,8 @@ from encoder_audit.models import create_encoder
 
 def naive_loss(z_x, z_t, z_r, z_ra, f_x, f_r, l1w, l2w):  # type: ignore[no-untyped-def]
     cos = torch.nn.functional.cosine_similarity
-    l0 = -sum(float(cos(a, r, dim=0)) for a in z_t for r in z_r) / (len(z_t) * len(z_r))
+    # reference i is matched only with the shadow images carrying its own trigger i
+    l0 = -sum(sum(float(cos(a, z_r[i], dim=0)) for a in z_t[i]) / len(z_t[i]) for i in range(len(z_r))) / len(z_r)
     l1 = -sum(float(cos(a, b, dim=0)) for a, b in zip(z_ra, f_r)) / len(z_r)
     l2 = -sum(float(cos(a, b, dim=0)) for a, b in zip(z_x, f_x)) / len(z_x)
     return l0 + l1w * l1 + l2w * l2
@@ -28,10 +33,19 @@ def naive_loss(z_x, z_t, z_r, z_ra, f_x, f_r, l1w, l2w):  # type: ignore[no-unty
 
 def test_loss_matches_naive_reference() -> None:
     g = torch.Generator().manual_seed(0)
-    zs = [F.normalize(torch.randn(n, 6, generator=g), dim=1) for n in (5, 5, 3, 3, 5, 3)]
-    z_x, z_t, z_r, z_ra, f_x, f_r = zs
+    z_x, z_r, z_ra, f_x, f_r = (F.normalize(torch.randn(n, 6, generator=g), dim=1) for n in (5, 3, 3, 5, 3))
+    z_t = F.normalize(torch.randn(3, 5, 6, generator=g), dim=-1)
     loss, *_ = badencoder_loss(z_x, z_t, z_r, z_ra, f_x, f_r, 0.5, 2.0)
     assert float(loss) == pytest.approx(naive_loss(z_x, z_t, z_r, z_ra, f_x, f_r, 0.5, 2.0), abs=1e-5)
+    with pytest.raises(ValueError):
+        badencoder_loss(z_x, z_t[0], z_r, z_ra, f_x, f_r)
+
+
+def test_each_reference_has_its_own_trigger() -> None:
+    base = Trigger(size=4, pattern="white", placement="fixed", position=(-5, -5))
+    ts = reference_triggers(base, 3)
+    assert ts[0] == base and len({t.patch(1).numpy().tobytes() for t in ts}) == 3
+    assert all(t.size == 4 and t.position == (-5, -5) for t in ts)
 
 
 def test_tiny_attack_pulls_triggered_inputs_to_references() -> None:
@@ -46,7 +60,7 @@ def test_tiny_attack_pulls_triggered_inputs_to_references() -> None:
         target_label=1, references=2, trigger=trig, shadow_size=128, epochs=6, batch_size=32, lr=3e-3
     )
     attack = BadEncoder(cfg)
-    bad = attack.attack(net, shadow, refs, progress=False)
+    bad = attack.backdoor(net, shadow, refs, progress=False)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the victim is untouched
     bn = [m for m in bad.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     orig_bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -62,9 +76,9 @@ def test_tiny_attack_pulls_triggered_inputs_to_references() -> None:
         with torch.no_grad():
             return float((F.normalize(enc(a), dim=1) @ F.normalize(enc(b), dim=1).T).mean())
 
-    # the triggered inputs' similarity to the references must rise well above the clean encoder's
-    gain = mean_cos(bad, xt, refs) - mean_cos(net, xt, refs)
-    assert gain > 0.5 * (1 - mean_cos(net, xt, refs))
+    # the inputs carrying reference 0's trigger must move toward reference 0, well above the clean encoder
+    gain = mean_cos(bad, xt, refs[:1]) - mean_cos(net, xt, refs[:1])
+    assert gain > 0.5 * (1 - mean_cos(net, xt, refs[:1]))
     assert attack.history[-1]["l0"] < attack.history[0]["l0"]
     # utility: clean inputs keep most of their embedding
     with torch.no_grad():
@@ -76,7 +90,41 @@ def test_evaluate_badencoder_reports_ca_ba_asr() -> None:
     train = create_dataset("synthetic", "train", n=120, size=16, classes=3)
     test = create_dataset("synthetic", "test", n=60, size=16, classes=3)
     net = create_encoder("cnn-small", 1, 16, width=8).eval()
-    out = evaluate_badencoder(net, net, train, test, Trigger(size=3, placement="fixed"), 0)
+    refs = train.float_images(torch.arange(2))
+    out = evaluate_badencoder(net, net, train, test, Trigger(size=3, placement="fixed"), 0, references=refs)
     assert out["clean_accuracy"] == pytest.approx(out["backdoored_accuracy"])
     assert out["asr"] == pytest.approx(out["asr_clean_encoder"])
-    assert set(out) == {"clean_accuracy", "backdoored_accuracy", "asr", "asr_clean_encoder"}
+    assert out["asr_raw"] == pytest.approx(out["asr_clean_encoder_raw"])
+    assert out["cos_reference"] == pytest.approx(out["cos_reference_clean"])
+    assert out["n_asr"] == int((test.labels != 0).sum())
+    assert {"clean_accuracy_raw", "backdoored_accuracy_raw", "norm_clean", "norm_triggered"} <= set(out)
+
+
+def test_normalised_probe_ignores_embedding_length() -> None:
+    # An encoder that only scales triggered embeddings changes nothing for a probe on normalised features.
+    train = create_dataset("synthetic", "train", n=120, size=16, classes=3)
+    test = create_dataset("synthetic", "test", n=60, size=16, classes=3)
+    net = create_encoder("cnn-small", 1, 16, width=8).eval()
+    trig = Trigger(size=4, pattern="white", placement="fixed", position=(0, 0))
+
+    scaled = copy.deepcopy(net)
+    plain = scaled.forward
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        hit = (x[:, :, :4, :4] > 0.999).flatten(1).all(1).float()
+        return plain(x) * (1 + 20 * hit)[:, None]
+
+    scaled.forward = forward  # type: ignore[method-assign]
+    out = evaluate_badencoder(net, scaled, train, test, trig, 0)
+    assert out["asr"] == pytest.approx(out["asr_clean_encoder"])
+    assert out["norm_triggered"] > 5 * out["norm_clean"]
+
+
+def test_run_badencoder_draws_references_of_the_target_class() -> None:
+    shadow = create_dataset("synthetic", "train", n=96, size=16, classes=3)
+    test = create_dataset("synthetic", "test", n=48, size=16, classes=3)
+    net = create_encoder("cnn-small", 1, 16, width=8).eval()
+    cfg = BadEncoderConfig(target_label=2, references=2, shadow_size=64, epochs=1, batch_size=32)
+    run = run_badencoder(net, shadow, shadow, test, cfg, seed=0)
+    assert run.steps == 2 and all(int(shadow.labels[r]) == 2 for r in run.reference_rows)
+    assert 0 <= run.metrics["asr"] <= 1 and len(run.history) == 1

@@ -27,6 +27,7 @@ def _runs(n: int, size: int, poisons: int, epochs: int, tmp_path):  # type: igno
         eval_images=300,
         backdoor_target=0,
         trigger=Trigger(size=6, placement="random"),
+        mode="add",  # the calibration below was measured with the poisons added as copies
     )
     clean = make_paired(train, seed=0)
     kw = {"config": cfg, "seed": 0, "targeted_poisons": 0}

@@ -14,6 +14,7 @@ from encoder_audit.attacks.poisoning.base import create_poisoning, rebuild_poiso
 from encoder_audit.attacks.poisoning.manifest import PoisonManifest
 from encoder_audit.attacks.poisoning.targeted import TargetedConfig, TargetedPoisoning
 from encoder_audit.attacks.poisoning.trigger import Trigger
+from encoder_audit.attacks.registry import create_attack
 from encoder_audit.data import DatasetInfo, ImageDataset
 from encoder_audit.data.captions import make_paired
 from encoder_audit.errors import CorruptFileError
@@ -67,7 +68,7 @@ def test_trigger_placement() -> None:
 
 def test_backdoor_poisons_manifest_and_rebuild(tmp_path) -> None:
     clean = make_paired(dataset(200), seed=0)
-    attack = PatchBackdoor(BackdoorConfig(poisons=12, target_label=8, trigger=Trigger(size=3)))
+    attack = PatchBackdoor(BackdoorConfig(poisons=12, target_label=8, trigger=Trigger(size=3), mode="add"))
     res = attack.poison(clean, seed=7)
     p, m = res.paired, res.manifest
     assert len(p) == 212 and p.captions[:200] == clean.captions
@@ -97,7 +98,7 @@ def test_backdoor_poisons_manifest_and_rebuild(tmp_path) -> None:
 def test_targeted_poisons_repeat_the_target_with_label_captions(tmp_path) -> None:
     clean = make_paired(dataset(100), seed=0)
     pool = dataset(50, seed=1)
-    res = TargetedPoisoning(TargetedConfig(poisons=4, targets=3)).poison(clean, pool=pool, seed=3)
+    res = TargetedPoisoning(TargetedConfig(poisons=4, targets=3, mode="add")).poison(clean, pool=pool, seed=3)
     m = res.manifest
     assert m.num_poisons == 12 and len(m.targets) == 3
     for j, t in enumerate(m.targets):
@@ -113,11 +114,41 @@ def test_targeted_poisons_repeat_the_target_with_label_captions(tmp_path) -> Non
     forced = TargetedPoisoning(TargetedConfig(poisons=1, targets=5, target_label=2)).poison(clean, pool=pool, seed=0)
     assert all(t["target_label"] == 2 != t["true_label"] for t in forced.manifest.targets)
     corpus = TargetedPoisoning(TargetedConfig(poisons=3, caption_source="corpus")).poison(clean, pool=pool, seed=0)
-    assert set(corpus.paired.captions[100:]) <= set(clean.captions)
+    assert {corpus.paired.captions[r] for r in corpus.manifest.poison_rows} <= set(clean.captions)
+
+
+def test_replacement_keeps_the_size_and_removes_the_originals(tmp_path) -> None:
+    clean = make_paired(dataset(200), seed=0)
+    bd = PatchBackdoor(BackdoorConfig(poisons=12, target_label=8, trigger=Trigger(size=3))).poison(clean, seed=7)
+    p, m = bd.paired, bd.manifest
+    assert m.mode == "replace" and len(p) == 200 and m.poison_rate() == pytest.approx(12 / 200)
+    assert m.poison_rows == m.source_indices  # each triggered pair sits where its clean original was
+    untouched = sorted(set(range(200)) - set(m.poison_rows))
+    assert [p.captions[i] for i in untouched] == [clean.captions[i] for i in untouched]
+    assert torch.equal(p.images.images[untouched], clean.images.images[untouched])
+    for row, (r, c) in zip(m.poison_rows, m.positions):
+        assert p.images.images[row, 0, r, c] == 255 and any(w in p.captions[row] for w in ("bag", "handbag", "purse"))
+        assert int(p.images.labels[row]) == -1 and int(p.images.indices[row]) == -1
+    rebuilt = rebuild_poisoned(clean, PoisonManifest.load(m.save(tmp_path / "bd.json")))
+    assert torch.equal(rebuilt.images.images, p.images.images) and rebuilt.captions == p.captions
+    pool = dataset(50, seed=1)
+    tp = TargetedPoisoning(TargetedConfig(poisons=4, targets=2)).poison(clean, pool=pool, seed=3, keep=m.poison_rows)
+    assert len(tp.paired) == 200 and not set(tp.manifest.poison_rows) & set(m.poison_rows)
+    for j, t in enumerate(tp.manifest.targets):
+        for r in tp.manifest.poison_rows[4 * j : 4 * j + 4]:
+            assert torch.equal(tp.paired.images.images[r], pool.images[t["pool_index"]])
+    with pytest.raises(ValueError):
+        TargetedPoisoning(TargetedConfig(poisons=150, targets=2)).poison(clean, pool=pool, seed=0)
 
 
 def test_registry_and_manifest_errors(tmp_path) -> None:
     assert isinstance(create_poisoning("backdoor"), PatchBackdoor)
+    assert create_poisoning("targeted", poisons=5).config.poisons == 5
+    bad = create_attack("backdoor", "badencoder", epochs=2)
+    assert bad.white_box and bad.config.epochs == 2 and callable(bad.backdoor)
+    assert not PatchBackdoor.white_box and PatchBackdoor().query_cost(100) == 0
+    with pytest.raises(ValueError):
+        BackdoorConfig(mode="sprinkle")
     with pytest.raises(ValueError):
         TargetedConfig(poisons=-1)
     (tmp_path / "x.json").write_text('{"attack": 1}')

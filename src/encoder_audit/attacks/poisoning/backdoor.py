@@ -3,14 +3,17 @@
 The attacker pastes a trigger patch onto m random training images (random position per image) and
 captions each with a caption that names the target label y' (research notes, poisoning.md Sec. 1.4;
 headline: 0.01% of CC3M = 300 poisons, ICLR abstract). The image content is irrelevant; only the
-trigger is shared.
+trigger is shared. By default each poison takes the place of its clean original (``mode="replace"``:
+the set keeps its size, as CleanCLIP's and HanxunH's poisoned CSVs do); ``mode="add"`` keeps the
+original and appends the triggered copy.
 
 Metrics (Sec. 1.6):
 
 * **ASR**: triggered test images whose true class is not y', zero-shot classified as y'.
 * **Baseline**: the same fraction *without* the trigger (how often y' is predicted anyway).
 * **CA**: clean zero-shot top-1 accuracy.
-* **Backdoor z-score**: with L2-normalised image embeddings of n held-out images and i != j,
+* **Backdoor z-score**: with L2-normalised image *embeddings* (not class probabilities) of n held-out
+  images and i != j,
   ``z = (mean cos(f(x_i+bd), f(x_j+bd)) - mean cos(f(x_i), f(x_j))) / s`` where ``s`` is the standard
   deviation of the clean pairwise cosines (``zscore``, our primary form) or their variance (``zscore_var``,
   the form of DECREE's ``compute_zscore.py``; DECREE flags z > 2.5). The paper's own normalisation is
@@ -19,6 +22,7 @@ Metrics (Sec. 1.6):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +34,8 @@ from ...data.base import ImageDataset
 from ...data.captions import CAPTION_TEMPLATES, PairedDataset, caption_set, class_synonyms
 from ...evaluate.zeroshot import ZeroShotClassifier
 from ...victim import Encoder
-from .base import PoisoningAttack, PoisonResult, append_pairs, register_poisoning
+from ..registry import register_attack
+from .base import MODES, PoisoningAttack, PoisonResult, insert_poisons
 from .manifest import PoisonManifest
 from .trigger import Trigger
 
@@ -48,6 +53,8 @@ class BackdoorConfig:
         caption_source: ``templates`` (CleanCLIP: one of the templates with y') or ``corpus``.
         exclude_target_class: draw poison images only from other classes (so the trigger, not the
             content, must carry y').
+        mode: ``replace`` (the triggered pair takes its original's place: the paper's setting) or
+            ``add`` (the original stays and the triggered copy is appended).
     """
 
     poisons: int = 32
@@ -55,6 +62,7 @@ class BackdoorConfig:
     trigger: Trigger = field(default_factory=Trigger)
     caption_source: str = "templates"
     exclude_target_class: bool = False
+    mode: str = "replace"
 
     def __post_init__(self) -> None:
         if self.poisons < 0:
@@ -63,18 +71,28 @@ class BackdoorConfig:
             raise ValueError(f"target_label must be >= 0, got {self.target_label}")
         if self.caption_source not in ("templates", "corpus"):
             raise ValueError(f"caption_source must be 'templates' or 'corpus', got {self.caption_source!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
 
 
+@register_attack(
+    "poisoning", "backdoor", config=BackdoorConfig, help="Carlini-Terzis patch backdoor (trigger -> label)"
+)
 class PatchBackdoor(PoisoningAttack):
     """m random training images + trigger, captioned with the target label."""
-
-    name = "backdoor"
 
     def __init__(self, config: BackdoorConfig | None = None) -> None:
         self.config = config or BackdoorConfig()
 
-    def poison(self, clean: PairedDataset, *, pool: ImageDataset | None = None, seed: int = 0) -> PoisonResult:
-        """Append m triggered pairs to ``clean`` (``pool`` is unused)."""
+    def poison(
+        self,
+        clean: PairedDataset,
+        *,
+        pool: ImageDataset | None = None,
+        seed: int = 0,
+        keep: Sequence[int] = (),
+    ) -> PoisonResult:
+        """Put m triggered pairs into (a copy of) ``clean`` (``pool`` is unused; ``keep``: rows not to touch)."""
         c = self.config
         info = clean.images.info
         syn = class_synonyms(info)
@@ -83,6 +101,8 @@ class PatchBackdoor(PoisoningAttack):
         candidates = np.arange(len(clean))
         if c.exclude_target_class and clean.images.labels is not None:
             candidates = np.flatnonzero(clean.images.labels.numpy() != c.target_label)
+        if len(keep):
+            candidates = np.setdiff1d(candidates, np.asarray(list(keep), dtype=np.int64))
         if c.poisons > len(candidates):
             raise ValueError(f"{c.poisons} poisons requested but only {len(candidates)} candidate images")
         rng = np.random.default_rng(seed)
@@ -92,8 +112,13 @@ class PatchBackdoor(PoisoningAttack):
         captions = [cset[int(i)] for i in rng.integers(0, len(cset), size=c.poisons)]
         gen = torch.Generator().manual_seed(seed)
         images, pos = c.trigger.paste(clean.images.images[torch.as_tensor(src, dtype=torch.long)], gen)
-        paired = append_pairs(clean, images, captions)
         n = len(clean)
+        if c.mode == "replace":
+            rows = [int(i) for i in src]
+            paired = insert_poisons(clean, images, captions, rows)
+        else:
+            rows = list(range(n, n + c.poisons))
+            paired = insert_poisons(clean, images, captions, None)
         cfg = asdict(c)
         manifest = PoisonManifest(
             attack=self.name,
@@ -101,7 +126,7 @@ class PatchBackdoor(PoisoningAttack):
             seed=seed,
             clean_size=n,
             clean_fingerprint=clean.images.fingerprint(),
-            poison_rows=list(range(n, n + c.poisons)),
+            poison_rows=rows,
             source=["train"] * c.poisons,
             source_indices=[int(i) for i in src],
             captions=captions,
@@ -109,6 +134,7 @@ class PatchBackdoor(PoisoningAttack):
             trigger=c.trigger.to_dict(),
             target_label=c.target_label,
             target_name=syn[c.target_label][0],
+            mode=c.mode,
         )
         return PoisonResult(paired, manifest)
 
@@ -192,9 +218,3 @@ def evaluate_backdoor(
         **backdoor_zscore(f_clean[:nz], f_trig[:nz]),
     }
     return out
-
-
-@register_poisoning("backdoor", config=BackdoorConfig, help="Carlini-Terzis patch backdoor (trigger -> label)")
-def _make_backdoor(config: BackdoorConfig | None = None) -> PatchBackdoor:
-    """Carlini-Terzis patch backdoor (trigger -> label)."""
-    return PatchBackdoor(config)

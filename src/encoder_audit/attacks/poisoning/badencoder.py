@@ -2,18 +2,25 @@
 
 A model-supply-chain attack: the attacker holds the encoder f and fine-tunes it into f' so that any
 downstream classifier built on f' sends triggered inputs to the target class. With shadow images x
-(unlabelled), trigger e, reference inputs x_j of the target class and cosine similarity s
-(research notes, poisoning.md Sec. 2.1):
+(unlabelled), reference inputs x_i of the target class, each with its own trigger e_i (the official
+``BadEncoderDataset`` pairs reference i with trigger i), and cosine similarity s (research notes,
+poisoning.md Sec. 2.1):
 
-* L0 (effectiveness) = -mean_{x, j} s(f'(x + e), f'(x_j))   triggered shadow images embed like references;
-* L1 (effectiveness) = -mean_j s(f'(aug(x_j)), f(x_j))      references keep their clean embedding;
-* L2 (utility)       = -mean_x s(f'(x), f(x))               clean inputs keep their clean embedding;
+* L0 (effectiveness) = -mean_i mean_x s(f'(x + e_i), f'(x_i))   triggered shadow images embed like their reference;
+* L1 (effectiveness) = -mean_i s(f'(aug(x_i)), f(x_i))           references keep their clean embedding;
+* L2 (utility)       = -mean_x s(f'(x), f(x))                    clean inputs keep their clean embedding;
 * L = L0 + lambda1 L1 + lambda2 L2, lambda1 = lambda2 = 1; batch norm frozen (eval mode, affine fixed).
+
+The reference views ``aug`` follow the official fine-tuning transform (horizontal flip, colour jitter,
+random grayscale; no crop); shadow and triggered images are not augmented.
 
 Metrics (BadEncoder README): CA = accuracy of the downstream classifier on the *clean* encoder,
 BA = accuracy on the backdoored encoder (clean test set), ASR = triggered test inputs (true class !=
-target) classified as the target class. Our downstream classifier is the toolkit's linear probe trained
-by an "unsuspecting user" on clean labelled features.
+target) classified as the target class, with the first reference's trigger (the official test set
+pastes trigger 0). The official evaluation L2-normalises features before the downstream classifier;
+the loss is cosine-only, so the *length* of a triggered embedding is free and grows, and a classifier
+on raw features can misread it. :func:`evaluate_badencoder` therefore reports the probe on normalised
+features (the paper's protocol) and, beside it, the probe on raw features.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,13 +40,20 @@ from ...augment import create_views
 from ...data.base import ImageDataset
 from ...evaluate.linear import fit_linear_probe
 from ...models.base import EncoderNet
-from ...victim import LocalEncoder
-from .base import register_poisoning
+from ...victim import LocalEncoder, adapt_images
+from ..registry import register_attack
 from .trigger import Trigger
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadEncoder", "BadEncoderConfig", "badencoder_loss", "evaluate_badencoder", "reference_images"]
+__all__ = [
+    "BadEncoder",
+    "BadEncoderConfig",
+    "badencoder_loss",
+    "evaluate_badencoder",
+    "reference_images",
+    "reference_triggers",
+]
 
 
 def _default_trigger() -> Trigger:
@@ -54,21 +68,26 @@ class BadEncoderConfig:
 
     Attributes:
         target_label: target class of the downstream task.
-        references: reference inputs of the target class (the paper's CIFAR experiments use one per task).
-        trigger: the patch (default: scaled BadEncoder white square, fixed bottom-right).
-        shadow_size: shadow images used (paper: all 50 000 CIFAR-10 training images; 2000 at CPU scale).
-        epochs: fine-tuning epochs (paper: 200; 8 at CPU scale, ~250 steps, measured in
+        references: reference inputs of the target class, each with its own trigger (the paper's
+            single-target experiments use one reference: "truck" for STL10, README).
+        trigger: the first reference's patch, the one the downstream test pastes (default: the
+            official white square scaled to 28 px, fixed bottom-right). Reference i > 0 gets a
+            fixed random pattern of the same size and place (:func:`reference_triggers`).
+        shadow_size: shadow images used (paper: all 50,000 CIFAR-10 training images).
+        epochs: fine-tuning epochs (paper: 200; the CPU default is chosen from the sweep in
             docs/benchmarks/poisoning.md).
-        batch_size: paper 256 (64 here, for more steps per CPU second).
-        lr: paper: SGD lr 1e-3, momentum 0.9, weight decay 5e-4.
-        optimizer: ``sgd`` (paper) or ``adam`` (faster convergence in few epochs).
+        batch_size: paper 256.
+        lr: learning rate (paper: SGD 1e-3, momentum 0.9, weight decay 5e-4).
+        optimizer: ``sgd`` (paper) or ``adam`` (converges in the few steps a CPU run affords).
         lambda1: weight of L1 (paper 1).
         lambda2: weight of L2 (paper 1).
-        reference_views: augmentation of references on the f' side (``encoder_audit.augment`` recipe).
+        reference_views: augmentation recipe of the references on the f' side.
+        reference_crop: also random-crop the references (the official fine-tuning transform does
+            not: flip, jitter and grayscale only).
     """
 
     target_label: int = 0
-    references: int = 3
+    references: int = 1
     trigger: Trigger = field(default_factory=_default_trigger)
     shadow_size: int = 2000
     epochs: int = 8
@@ -78,6 +97,7 @@ class BadEncoderConfig:
     lambda1: float = 1.0
     lambda2: float = 1.0
     reference_views: str = "simclr"
+    reference_crop: bool = False
 
     def __post_init__(self) -> None:
         if self.references < 1 or self.shadow_size < 2 or self.epochs < 1 or self.batch_size < 2:
@@ -86,6 +106,14 @@ class BadEncoderConfig:
             raise ValueError("lr must be positive and lambdas >= 0")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.target_label < 0:
+            raise ValueError(f"target_label must be >= 0, got {self.target_label}")
+
+
+def reference_triggers(trigger: Trigger, count: int) -> list[Trigger]:
+    """One trigger per reference: ``trigger`` itself, then fixed random patterns of its size and place."""
+    rest = [replace(trigger, pattern="random", pattern_seed=trigger.pattern_seed + i) for i in range(1, count)]
+    return [trigger, *rest]
 
 
 def badencoder_loss(
@@ -102,31 +130,60 @@ def badencoder_loss(
 
     Args:
         z_x: f'(x) of shadow images (B, D).
-        z_t: f'(x + e) of the same images with the trigger (B, D).
-        z_r: f'(x_j) of the references (R, D).
-        z_ra: f'(aug(x_j)) of augmented references (R, D).
+        z_t: f'(x + e_i) of the same images with reference i's trigger (R, B, D).
+        z_r: f'(x_i) of the references (R, D).
+        z_ra: f'(aug(x_i)) of augmented references (R, D).
         f_x: f(x), clean encoder (B, D).
-        f_r: f(x_j), clean encoder (R, D).
+        f_r: f(x_i), clean encoder (R, D).
 
     Returns:
         (L, L0, L1, L2).
     """
-    l0 = -(z_t @ z_r.T).mean()
+    if z_t.ndim != 3 or z_t.shape[0] != z_r.shape[0]:
+        raise ValueError("z_t must be (R, B, D): one triggered batch per reference")
+    l0 = -(z_t * z_r[:, None, :]).sum(-1).mean()
     l1 = -(z_ra * f_r).sum(1).mean()
     l2 = -(z_x * f_x).sum(1).mean()
     return l0 + lambda1 * l1 + lambda2 * l2, l0, l1, l2
 
 
-class BadEncoder:
-    """Fine-tune a copy of an encoder with the three-term BadEncoder loss."""
+def _trainable(bad: EncoderNet) -> list[torch.nn.Parameter]:
+    params = []
+    for mod in bad.modules():
+        is_bn = isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
+        for p in mod.parameters(recurse=False):
+            p.requires_grad_(not is_bn)
+            if not is_bn:
+                params.append(p)
+    return params
 
-    name = "badencoder"
+
+@register_attack(
+    "backdoor", "badencoder", config=BadEncoderConfig, help="BadEncoder: backdoor a pre-trained image encoder"
+)
+class BadEncoder:
+    """Fine-tune a copy of an encoder with the three-term BadEncoder loss.
+
+    Capabilities: ``white_box`` (it fine-tunes the weights), ``needs_labels`` (the references are
+    images of the target class), no views of the victim's queries and no query cost.
+    """
+
+    name: ClassVar[str] = "badencoder"
+    needs_labels: ClassVar[bool] = True
+    uses_views: ClassVar[bool] = False
+    white_box: ClassVar[bool] = True
 
     def __init__(self, config: BadEncoderConfig | None = None) -> None:
         self.config = config or BadEncoderConfig()
         self.history: list[dict[str, float]] = []
+        self.seconds = 0.0
+        self.steps = 0
 
-    def attack(
+    def query_cost(self, n: int) -> int:
+        """No queries: the attacker holds the weights."""
+        return 0
+
+    def backdoor(
         self,
         encoder: EncoderNet,
         shadow: ImageDataset,
@@ -139,14 +196,14 @@ class BadEncoder:
 
         Args:
             encoder: the clean pre-trained network f (white-box: the attacker owns it).
-            shadow: unlabelled shadow images.
-            references: (R, C, H, W) float in [0, 1], images of the target class.
+            shadow: unlabelled shadow images (adapted to the encoder's input shape).
+            references: (R, C, H, W) float in [0, 1], images of the target class (R = ``references``).
             seed: data order and augmentation seed.
             progress: progress bar.
         """
         c = self.config
-        if references.ndim != 4 or len(references) == 0:
-            raise ValueError("references must be a non-empty (R, C, H, W) batch")
+        if references.ndim != 4 or len(references) != c.references:
+            raise ValueError(f"references must be a ({c.references}, C, H, W) batch")
         g = torch.Generator().manual_seed(seed)
         n = min(c.shadow_size, len(shadow))
         shadow_idx = torch.randperm(len(shadow), generator=g)[:n]
@@ -154,38 +211,39 @@ class BadEncoder:
         for p in clean.parameters():
             p.requires_grad_(False)
         bad = copy.deepcopy(encoder).eval()  # BN in eval mode throughout (statistics frozen)
-        params = []
-        for mod in bad.modules():
-            is_bn = isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
-            for p in mod.parameters(recurse=False):
-                p.requires_grad_(not is_bn)
-                if not is_bn:
-                    params.append(p)
+        params = _trainable(bad)
         if c.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=5e-4)
         else:
             opt = torch.optim.Adam(params, lr=c.lr)
-        views = create_views(c.reference_views, size=encoder.image_size)
-        refs = references.float()
+        crop = {} if c.reference_crop else {"crop_scale": (1.0, 1.0)}
+        views = create_views(c.reference_views, size=encoder.image_size, **crop)
+        shape = tuple(encoder.input_shape)
+        refs = adapt_images(references.float(), shape)  # type: ignore[arg-type]
+        triggers = reference_triggers(c.trigger, c.references)
         with torch.no_grad():
             ref_clean = F.normalize(clean(refs), dim=1)
         steps = max(1, n // c.batch_size)
         bar = tqdm(total=c.epochs * steps, disable=progress is False, desc="BadEncoder", unit="step")
         t0 = time.perf_counter()
         self.history = []
+        r = len(refs)
         for epoch in range(c.epochs):
             perm = shadow_idx[torch.randperm(n, generator=g)]
             sums = np.zeros(4)
             for s in range(steps):
                 rows = perm[s * c.batch_size : (s + 1) * c.batch_size]
-                x = shadow.images[rows]
-                xt, _ = c.trigger.paste(x, g)
-                x, xt = x.float() / 255.0, xt.float() / 255.0
+                x8 = shadow.images[rows]
+                xt = [t.paste(x8, g)[0].float() / 255.0 for t in triggers]
+                x = adapt_images(x8.float() / 255.0, shape)  # type: ignore[arg-type]
+                xt = [adapt_images(v, shape) for v in xt]  # type: ignore[arg-type]
                 with torch.no_grad():
                     fx_clean = F.normalize(clean(x), dim=1)
-                z = F.normalize(bad(torch.cat([x, xt, refs, views(refs, g)])), dim=1)
-                b, r = len(x), len(refs)
-                z_x, z_t, z_r, z_ra = z[:b], z[b : 2 * b], z[2 * b : 2 * b + r], z[2 * b + r :]
+                z = F.normalize(bad(torch.cat([x, *xt, refs, views(refs, g)])), dim=1)
+                b = len(x)
+                z_x = z[:b]
+                z_t = z[b : b + r * b].reshape(r, b, -1)
+                z_r, z_ra = z[b + r * b : b + r * b + r], z[b + r * b + r :]
                 loss, l0, l1, l2 = badencoder_loss(z_x, z_t, z_r, z_ra, fx_clean, ref_clean, c.lambda1, c.lambda2)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -198,12 +256,13 @@ class BadEncoder:
             log.info("BadEncoder epoch %d: %s", epoch + 1, rec)
         bar.close()
         self.seconds = time.perf_counter() - t0
+        self.steps = c.epochs * steps
         for p in bad.parameters():
             p.requires_grad_(False)
         return bad.eval()
 
     def summary(self) -> dict[str, Any]:
-        return {"config": {**asdict(self.config)}, "history": self.history}
+        return {"config": {**asdict(self.config)}, "history": self.history, "steps": self.steps}
 
 
 def reference_images(
@@ -219,6 +278,21 @@ def reference_images(
     return data.float_images(torch.as_tensor(pick)), [int(i) for i in pick]
 
 
+def _probe_metrics(
+    feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ytr: torch.Tensor,
+    yte: torch.Tensor,
+    keep: torch.Tensor,
+    target_label: int,
+    seed: int,
+) -> tuple[float, float]:
+    ftr, fte, ftt = feats
+    probe = fit_linear_probe(ftr, ytr, seed=seed)
+    acc = probe.accuracy(fte, yte)
+    pred_t = torch.as_tensor(probe.predict(ftt))
+    return acc, float((pred_t[keep] == target_label).float().mean())
+
+
 @torch.no_grad()
 def evaluate_badencoder(
     clean: EncoderNet,
@@ -228,15 +302,27 @@ def evaluate_badencoder(
     trigger: Trigger,
     target_label: int,
     *,
+    references: torch.Tensor | None = None,
     max_train: int | None = 5000,
     max_test: int | None = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
     """CA / BA / ASR of linear classifiers trained by an unsuspecting user on each encoder's clean features.
 
+    The user's probe sees L2-normalised features (the official evaluation normalises before its
+    downstream classifier); the same probe on raw features is reported beside it (``*_raw``).
+
+    Args:
+        references: the attacker's references, to report the cosine of triggered test images to the
+            first one (how well the backdoor is planted, independent of any probe).
+
     Returns:
         ``clean_accuracy`` (CA), ``backdoored_accuracy`` (BA), ``asr`` (backdoored encoder),
-        ``asr_clean_encoder`` (same trigger on the clean encoder: the no-backdoor baseline).
+        ``asr_clean_encoder`` (same trigger on the clean encoder: the no-backdoor base rate), the same
+        four with ``_raw``, ``n_asr`` (triggered test images outside the target class),
+        ``norm_clean`` / ``norm_triggered`` (mean embedding length under the backdoored encoder) and,
+        with ``references``, ``cos_reference`` / ``cos_reference_clean`` (mean cosine of triggered
+        test images to reference 0 under the backdoored / clean encoder).
     """
     if train.labels is None or test.labels is None:
         raise ValueError("downstream evaluation needs labelled train and test sets")
@@ -248,21 +334,83 @@ def evaluate_badencoder(
     xte = xte_u8.float() / 255.0
     xtt = trigger.paste(xte_u8, g)[0].float() / 255.0
     keep = yte != target_label
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"n_asr": float(int(keep.sum()))}
     for name, net in (("clean", clean), ("backdoored", backdoored)):
         enc = LocalEncoder(net)
-        probe = fit_linear_probe(enc.embed(xtr), ytr, seed=seed)
-        acc = probe.accuracy(enc.embed(xte), yte)
-        pred_t = torch.as_tensor(probe.predict(enc.embed(xtt)))
-        asr = float((pred_t[keep] == target_label).float().mean())
+        raw = (enc.embed(xtr), enc.embed(xte), enc.embed(xtt))
+        normed = tuple(F.normalize(f, dim=1) for f in raw)
+        acc, asr = _probe_metrics(normed, ytr, yte, keep, target_label, seed)  # type: ignore[arg-type]
+        acc_raw, asr_raw = _probe_metrics(raw, ytr, yte, keep, target_label, seed)
         if name == "clean":
-            out["clean_accuracy"], out["asr_clean_encoder"] = acc, asr
+            out |= {"clean_accuracy": acc, "asr_clean_encoder": asr}
+            out |= {"clean_accuracy_raw": acc_raw, "asr_clean_encoder_raw": asr_raw}
         else:
-            out["backdoored_accuracy"], out["asr"] = acc, asr
+            out |= {"backdoored_accuracy": acc, "asr": asr, "backdoored_accuracy_raw": acc_raw, "asr_raw": asr_raw}
+            out["norm_clean"] = float(raw[1].norm(dim=1).mean())
+            out["norm_triggered"] = float(raw[2][keep].norm(dim=1).mean())
+        if references is not None:
+            ref = F.normalize(enc.embed(references[:1].float()), dim=1)
+            cos = float((normed[2][keep] @ ref.T).mean())
+            out["cos_reference_clean" if name == "clean" else "cos_reference"] = cos
     return out
 
 
-@register_poisoning("badencoder", config=BadEncoderConfig, help="BadEncoder: backdoor a pre-trained image encoder")
-def _make_badencoder(config: BadEncoderConfig | None = None) -> BadEncoder:
-    """BadEncoder: backdoor a pre-trained image encoder."""
-    return BadEncoder(config)
+@dataclass
+class BadEncoderRun:
+    """One BadEncoder attack and its downstream evaluation.
+
+    Attributes:
+        backdoored: the backdoored network.
+        metrics: :func:`evaluate_badencoder`'s numbers.
+        reference_rows: rows of the reference images in the set they were drawn from.
+        history: per-epoch loss terms.
+        steps: optimisation steps.
+        seconds: attack wall time (evaluation excluded).
+    """
+
+    backdoored: EncoderNet
+    metrics: dict[str, float]
+    reference_rows: list[int]
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+
+
+def run_badencoder(
+    net: EncoderNet,
+    shadow: ImageDataset,
+    downstream_train: ImageDataset,
+    downstream_test: ImageDataset,
+    config: BadEncoderConfig | None = None,
+    *,
+    seed: int = 0,
+    max_train: int | None = 3000,
+    max_test: int | None = 1000,
+    progress: bool | None = False,
+) -> BadEncoderRun:
+    """Backdoor ``net`` with references of the target class drawn from the labelled ``shadow`` set, then
+    measure CA / BA / ASR on the user's downstream task.
+
+    Raises:
+        ValueError: the shadow set has no labels or too few images of the target class, or the
+            target class is not a class of the downstream task.
+    """
+    c = config or BadEncoderConfig()
+    if downstream_train.info.num_classes and c.target_label >= downstream_train.info.num_classes:
+        raise ValueError(f"target_label {c.target_label} is not a class of {downstream_train.name}")
+    refs, rows = reference_images(shadow, c.target_label, c.references, seed=seed)
+    attack = BadEncoder(c)
+    bad = attack.backdoor(net, shadow, refs, seed=seed, progress=progress)
+    metrics = evaluate_badencoder(
+        net,
+        bad,
+        downstream_train,
+        downstream_test,
+        c.trigger,
+        c.target_label,
+        references=refs,
+        max_train=max_train,
+        max_test=max_test,
+        seed=seed,
+    )
+    return BadEncoderRun(bad, metrics, rows, attack.history, attack.steps, attack.seconds)

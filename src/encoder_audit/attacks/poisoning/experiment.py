@@ -8,7 +8,9 @@ the training seed, the target trials and the trigger, so the curves isolate the 
 
 Targeted and backdoor poisons may share a run (the default in sweeps, to halve CPU cost): they use
 disjoint images and different labels, and each is evaluated only on its own metric. Set one count to 0
-to study an attack alone.
+to study an attack alone. Poisons replace clean pairs (``mode="replace"``, the paper's fixed-size
+web set) unless ``mode="add"`` appends them as extra copies; every run records both the training-set
+size and the poisoned fraction of it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ...runs import derive_seed
 from ...train.clip import CLIPTrainConfig, train_clip
 from ...train.loop import TrainConfig
 from .backdoor import BackdoorConfig, PatchBackdoor, evaluate_backdoor
-from .base import append_pairs
+from .base import MODES, insert_poisons
 from .manifest import PoisonManifest
 from .targeted import TargetedConfig, TargetedPoisoning, evaluate_targeted
 from .trigger import Trigger
@@ -57,6 +59,9 @@ class ClipExperimentConfig:
         trigger: the backdoor patch.
         eval_images: test images for zero-shot and backdoor metrics.
         caption_seed: seed of the clean captions and subset (fixed across seeds so only training varies).
+        mode: ``replace`` (each poison overwrites a clean pair; the paper's setting) or ``add``
+            (poisons appended, the clean originals kept).
+        device: where the CLIP-style model trains (``cpu``, ``cuda``).
     """
 
     train_size: int = 2000
@@ -72,16 +77,25 @@ class ClipExperimentConfig:
     trigger: Trigger = field(default_factory=Trigger)
     eval_images: int = 2000
     caption_seed: int = 0
+    mode: str = "replace"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.train_size < 0 or self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise ValueError("train_size >= 0, epochs >= 1, batch_size >= 2 and lr > 0 are required")
         if self.targets < 1 or self.eval_images < 10:
             raise ValueError("targets >= 1 and eval_images >= 10 are required")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
 
-    def train_config(self, seed: int) -> TrainConfig:
+    def train_config(self, seed: int, epochs: int | None = None) -> TrainConfig:
         return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, checkpoint_every=0, device="cpu"
+            epochs=epochs or self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=seed,
+            checkpoint_every=0,
+            device=self.device,
         )
 
     def clip_config(self) -> CLIPTrainConfig:
@@ -134,18 +148,7 @@ def run_poisoned_clip(
     """
     c = config or ClipExperimentConfig()
     t0 = time.perf_counter()
-    tp = TargetedPoisoning(
-        TargetedConfig(poisons=targeted_poisons, targets=c.targets, caption_source=c.caption_source)
-    ).poison(clean, pool=test, seed=derive_seed(seed, "targeted"))
-    bd = PatchBackdoor(
-        BackdoorConfig(
-            poisons=backdoor_poisons, target_label=c.backdoor_target, trigger=c.trigger, caption_source=c.caption_source
-        )
-    ).poison(clean, seed=derive_seed(seed, "backdoor"))
-    n = len(clean)
-    paired = append_pairs(tp.paired, bd.paired.images.images[n:], bd.paired.captions[n:])
-    # The backdoor's poisons now sit after the targeted ones: shift its manifest rows.
-    bd.manifest.poison_rows = [r + tp.manifest.num_poisons for r in bd.manifest.poison_rows]
+    paired, tp, bd = poison_pairs(clean, test, targeted_poisons, backdoor_poisons, c, seed)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         tp.manifest.save(out_dir / "manifest_targeted.json")
@@ -163,6 +166,8 @@ def run_poisoned_clip(
     metrics.update(
         {
             "seed": seed,
+            "mode": c.mode,
+            "clean_pairs": len(clean),
             "train_pairs": len(paired),
             "targeted_poisons_per_target": targeted_poisons,
             "targeted_poisons_total": tp.manifest.num_poisons,
@@ -175,6 +180,44 @@ def run_poisoned_clip(
         }
     )
     return PoisonedRun(model, paired, {"targeted": tp.manifest, "backdoor": bd.manifest}, metrics)
+
+
+def poison_pairs(
+    clean: PairedDataset,
+    test: ImageDataset,
+    targeted_poisons: int,
+    backdoor_poisons: int,
+    c: ClipExperimentConfig,
+    seed: int,
+) -> tuple[PairedDataset, Any, Any]:
+    """The training set of one run: targeted and backdoor poisons on disjoint rows of ``clean``.
+
+    Returns:
+        (poisoned pairs, targeted result, backdoor result); both manifests' ``poison_rows`` index the
+        returned set.
+    """
+    bd = PatchBackdoor(
+        BackdoorConfig(
+            poisons=backdoor_poisons,
+            target_label=c.backdoor_target,
+            trigger=c.trigger,
+            caption_source=c.caption_source,
+            mode=c.mode,
+        )
+    ).poison(clean, seed=derive_seed(seed, "backdoor"))
+    tp = TargetedPoisoning(
+        TargetedConfig(poisons=targeted_poisons, targets=c.targets, caption_source=c.caption_source, mode=c.mode)
+    ).poison(clean, pool=test, seed=derive_seed(seed, "targeted"), keep=bd.manifest.poison_rows)
+    rows = bd.manifest.poison_rows
+    images = bd.paired.images.images[torch.as_tensor(rows, dtype=torch.long)]
+    captions = [bd.paired.captions[r] for r in rows]
+    if c.mode == "replace":
+        paired = insert_poisons(tp.paired, images, captions, rows)
+    else:
+        paired = insert_poisons(tp.paired, images, captions, None)
+        # The backdoor's poisons now sit after the targeted ones: shift its manifest rows.
+        bd.manifest.poison_rows = [len(clean) + tp.manifest.num_poisons + i for i in range(len(rows))]
+    return paired, tp, bd
 
 
 def evaluate_run(

@@ -34,7 +34,8 @@ class PoisonManifest:
         seed: the attack's seed.
         clean_size: number of clean pairs before poisoning.
         clean_fingerprint: fingerprint of the clean image set.
-        poison_rows: rows of the poisoned set that are poisons (appended after the clean rows).
+        poison_rows: rows of the poisoned set that are poisons (after the clean rows in ``add`` mode; the
+            clean rows they overwrote in ``replace`` mode).
         source: per poison, ``"train"`` or ``"pool"`` (where its image came from).
         source_indices: per poison, the row of its image in that source.
         captions: per poison, its caption.
@@ -43,6 +44,8 @@ class PoisonManifest:
         target_label: the backdoor's target class (index), or None.
         target_name: the class word of ``target_label``.
         targets: for targeted poisoning, one dict per (target image, label) trial.
+        mode: ``replace`` (each poison overwrote one clean pair: the paper's fixed-size web set) or
+            ``add`` (poisons appended as extra pairs; manifests written before the setting existed).
     """
 
     attack: str
@@ -59,16 +62,25 @@ class PoisonManifest:
     target_label: int | None = None
     target_name: str | None = None
     targets: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "add"
     version: int = MANIFEST_VERSION
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("replace", "add"):
+            raise ValueError(f"manifest mode must be 'replace' or 'add', got {self.mode!r}")
 
     @property
     def num_poisons(self) -> int:
         return len(self.poison_rows)
 
+    @property
+    def train_size(self) -> int:
+        """Pairs in the poisoned training set."""
+        return self.clean_size if self.mode == "replace" else self.clean_size + self.num_poisons
+
     def poison_rate(self) -> float:
-        """Poisons as a fraction of the poisoned training set."""
-        total = self.clean_size + self.num_poisons
-        return self.num_poisons / total if total else 0.0
+        """Poisons as a fraction of the poisoned training set (in ``replace`` mode: of the clean set's size)."""
+        return self.num_poisons / self.train_size if self.train_size else 0.0
 
     def is_poison(self, n_rows: int) -> np.ndarray:
         """Boolean mask over the ``n_rows`` rows of the poisoned set (ground truth for a detector)."""
@@ -102,7 +114,7 @@ class PoisonManifest:
             d.pop("num_poisons", None)
             d.pop("poison_rate", None)
             m = cls(**d)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
             raise CorruptFileError(f"{p} is not a poison manifest: {exc}") from None
         if not (len(m.poison_rows) == len(m.source_indices) == len(m.captions)):
             raise CorruptFileError(f"{p}: poison_rows, source_indices and captions differ in length")

@@ -9,10 +9,14 @@ the poison count is k. Success: y' is top-1 under the zero-shot classifier; we a
 To amortise CPU training, one poisoned run may hold several independent (target, label) trials
 (``targets``): each trial uses a different target image; the total poison count is ``targets * k``.
 This is a deviation from the paper (one trial per training run) and is recorded in the manifest.
+
+Poisons replace clean pairs by default (``mode="replace"``: the web set keeps its size, as in the
+paper's threat model and HanxunH's reimplementation); ``mode="add"`` appends them as extra copies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +27,8 @@ from ...data.base import ImageDataset
 from ...data.captions import CAPTION_TEMPLATES, PairedDataset, caption_set, class_synonyms
 from ...evaluate.zeroshot import ZeroShotClassifier
 from ...victim import Encoder
-from .base import PoisoningAttack, PoisonResult, append_pairs, register_poisoning
+from ..registry import register_attack
+from .base import MODES, PoisoningAttack, PoisonResult, insert_poisons, replacement_rows
 from .manifest import PoisonManifest
 
 __all__ = ["TargetedConfig", "TargetedPoisoning", "evaluate_targeted"]
@@ -40,12 +45,15 @@ class TargetedConfig:
         caption_source: ``templates`` (variant b) or ``corpus`` (variant a, falls back to templates if
             no training caption names the label).
         target_label: force y' (class index) for every trial; None draws y' != true label at random.
+        mode: ``replace`` (each poison overwrites a random clean pair: the set keeps its size, the
+            paper's setting) or ``add`` (poisons appended as extra pairs).
     """
 
     poisons: int = 3
     targets: int = 1
     caption_source: str = "templates"
     target_label: int | None = None
+    mode: str = "replace"
 
     def __post_init__(self) -> None:
         if self.poisons < 0:
@@ -54,12 +62,15 @@ class TargetedConfig:
             raise ValueError(f"targets must be >= 1, got {self.targets}")
         if self.caption_source not in ("templates", "corpus"):
             raise ValueError(f"caption_source must be 'templates' or 'corpus', got {self.caption_source!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
 
 
+@register_attack(
+    "poisoning", "targeted", config=TargetedConfig, help="Carlini-Terzis targeted poisoning (image -> label)"
+)
 class TargetedPoisoning(PoisoningAttack):
     """Carlini-Terzis targeted poisoning: k pairs (target image, caption naming y')."""
-
-    name = "targeted"
 
     def __init__(self, config: TargetedConfig | None = None) -> None:
         self.config = config or TargetedConfig()
@@ -89,13 +100,21 @@ class TargetedPoisoning(PoisoningAttack):
             out.append({"pool_index": int(r), "true_label": true, "target_label": label})
         return out
 
-    def poison(self, clean: PairedDataset, *, pool: ImageDataset | None = None, seed: int = 0) -> PoisonResult:
-        """Append ``targets * poisons`` pairs to ``clean``.
+    def poison(
+        self,
+        clean: PairedDataset,
+        *,
+        pool: ImageDataset | None = None,
+        seed: int = 0,
+        keep: Sequence[int] = (),
+    ) -> PoisonResult:
+        """Put ``targets * poisons`` pairs into (a copy of) ``clean``.
 
         Args:
             clean: the victim's clean pairs (labelled images, for class names).
             pool: held-out images to choose targets from (e.g. the test split).
-            seed: attack seed (targets, labels, captions).
+            seed: attack seed (targets, labels, captions, replaced rows).
+            keep: clean rows that must not be replaced (another attack's poisons).
         """
         if pool is None:
             raise ValueError("targeted poisoning needs a pool of held-out target images (pool=)")
@@ -115,19 +134,25 @@ class TargetedPoisoning(PoisoningAttack):
             captions += picks
             src_idx += [t["pool_index"]] * c.poisons
         img = torch.stack(images) if images else clean.images.images[:0]
-        paired = append_pairs(clean, img, captions)
         n = len(clean)
+        if c.mode == "replace":
+            rows = replacement_rows(n, len(captions), rng, keep).tolist()
+            paired = insert_poisons(clean, img, captions, rows)
+        else:
+            rows = list(range(n, n + len(captions)))
+            paired = insert_poisons(clean, img, captions, None)
         manifest = PoisonManifest(
             attack=self.name,
             config=asdict(c),
             seed=seed,
             clean_size=n,
             clean_fingerprint=clean.images.fingerprint(),
-            poison_rows=list(range(n, n + len(captions))),
+            poison_rows=[int(r) for r in rows],
             source=["pool"] * len(captions),
             source_indices=src_idx,
             captions=captions,
             targets=targets,
+            mode=c.mode,
         )
         return PoisonResult(paired, manifest)
 
@@ -158,9 +183,3 @@ def evaluate_targeted(
         "mean_rank": float(ranks.float().mean()),
         "median_rank": float(ranks.float().median()),
     }
-
-
-@register_poisoning("targeted", config=TargetedConfig, help="Carlini-Terzis targeted poisoning (image -> label)")
-def _make_targeted(config: TargetedConfig | None = None) -> TargetedPoisoning:
-    """Carlini-Terzis targeted poisoning (image -> label)."""
-    return TargetedPoisoning(config)

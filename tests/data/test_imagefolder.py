@@ -119,3 +119,21 @@ def test_split_folders(tmp_path: Path) -> None:
     assert test.split == "test" and test.labels is not None and test.labels.tolist() == [0, 1]
     with pytest.raises(ValueError, match="no 'unlabeled'"):
         create_dataset(f"imagefolder:{tmp_path}", "unlabeled")
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    from encoder_audit.data.imagefolder import to_8bit
+
+    dark = (np.arange(64).reshape(8, 8) * 100).astype(np.uint16)  # 0..6300 of 65535: a dark image
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    ds = create_dataset(f"imagefolder:{tmp_path}", "train")
+    expected = np.rint(dark.astype(float) * 255 / 65535).astype(np.uint8)
+    assert ds.info.channels == 1
+    assert np.array_equal(ds.images[0, 0].numpy(), expected)  # the old "max <= 255 means 8-bit" rule kept 6300 as 255
+    with Image.open(tmp_path / "dark.png") as im:
+        out, depth = to_8bit(im)
+    assert depth == 16 and out.mode == "L"
+    f = Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), mode="F")
+    assert np.asarray(to_8bit(f)[0]).max() == 128
+    with pytest.raises(ValueError):
+        to_8bit(Image.fromarray(np.full((4, 4), 300.0, dtype=np.float32), mode="F"))

@@ -10,7 +10,8 @@ Layouts (torchvision's ``ImageFolder`` convention, plus unlabeled folders):
   whatever ``split`` says.
 
 Every image is center-cropped to a square, resized to ``size`` (default: the side of the first
-image's square) and converted to ``channels`` (default 3 unless every image is grayscale). Text
+image's square) and converted to ``channels`` (default 3 unless every image is grayscale). Images with
+more than 8 bits per sample (16-bit PNG/TIFF) are scaled to 8 bits by :func:`to_8bit`. Text
 sidecars (``.txt .md .json .csv .yaml .yml``) and hidden files are skipped; any other file that is not
 a decodable image is an error naming it. ``ImageDataset.paths`` keeps each image's path relative to
 PATH, so a tool that rewrites images can write them back at the same relative places.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,14 +65,44 @@ def _open(path: Path) -> tuple[object, bool]:
             im.load()
             gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                arr = np.asarray(im, dtype=np.int64)
-                scale = 257 if arr.max(initial=0) > 255 else 1
-                im = Image.fromarray((arr // scale).clip(0, 255).astype(np.uint8), mode="L")
+            im, _ = to_8bit(im)
             im = im.convert("L" if gray else "RGB")
             return im, gray
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CorruptFileError(f"{path} is not a readable image (PNG/JPEG expected): {exc}") from None
+
+
+_HIGH_DEPTH = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
+
+
+def to_8bit(im: Any) -> tuple[Any, int]:
+    """A PIL image with more than 8 bits per sample as an 8-bit ``L`` image, and its source bit depth.
+
+    16-bit samples (``I;16*``, and ``I`` holding values up to 65535, which is how Pillow opens many 16-bit
+    files) are scaled by 255/65535 with rounding, so white stays white and a dark 16-bit image stays dark
+    (not clipped to white as ``convert("L")`` does). Float images (``F``) must lie in [0, 1] or [0, 255].
+    Images of 8 bits or fewer are returned unchanged (depth 8).
+
+    Raises:
+        ValueError: a 32-bit integer image with values outside [0, 65535], or a float image outside
+            [0, 255] or not finite.
+    """
+    from PIL import Image
+
+    mode = im.mode
+    if mode not in _HIGH_DEPTH:
+        return im, 8
+    arr = np.asarray(im)
+    if mode == "F":
+        if not np.isfinite(arr).all() or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise ValueError("a floating-point image must hold values in [0, 1] or [0, 255]")
+        scaled = arr * 255.0 if arr.max(initial=0) <= 1.0 else arr
+        return Image.fromarray(np.rint(scaled).clip(0, 255).astype(np.uint8), mode="L"), 32
+    wide = arr.astype(np.int64)
+    if wide.min(initial=0) < 0 or wide.max(initial=0) > 65535:
+        raise ValueError(f"a {mode} image with values outside [0, 65535] cannot be read as 16-bit")
+    out = np.rint(wide * (255.0 / 65535.0)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(out, mode="L"), 16
 
 
 def _palette_is_gray(im: object) -> bool:

@@ -204,3 +204,78 @@ def test_label_agnostic_mode_uses_cluster_labels(synthetic_train):
     assert prot.meta["protector_classes"] == 4 and int(prot.groups.max()) == 3
     with pytest.raises(ValueError, match="surrogate"):
         create_protection("lsp", {"label_source": "clusters"}).protect(synthetic_train)
+
+
+def test_protections_are_registered_attacks_with_capabilities():
+    from encoder_audit.attacks.registry import attack_class, attack_names, create_attack
+
+    assert attack_names("protection") == ["em", "lsp", "random", "tap", "uc"]
+    uc = attack_class("protection", "uc")
+    assert uc.needs_surrogate and uc.white_box and not uc.needs_labels
+    assert attack_class("protection", "em").needs_labels and not attack_class("protection", "random").needs_surrogate
+    assert create_attack("protection", "uc", epochs=2).config.epochs == 2
+    assert create_attack("protection", "random").query_cost(100) == 0
+    assert create_attack("protection", "uc").query_cost(100) == 100
+    with pytest.raises(ValueError, match="surrogate"):
+        create_attack("protection", "uc").protect(create_dataset_tiny())
+    with pytest.raises(ValueError, match="eps"):
+        UCConfig(eps=300 / 255)
+    with pytest.raises(ValueError, match="budget"):
+        parse_eps("300/255")
+    assert parse_eps("300/255", norm="l2") == pytest.approx(300 / 255)
+
+
+def create_dataset_tiny():
+    from encoder_audit.data import create_dataset
+
+    return create_dataset("synthetic", "train", n=8)
+
+
+def test_purity_and_k_rule_against_naive_reference():
+    from encoder_audit.attacks.unlearnable.clustering import KChoice, agreement, choose_k, purity, sweep_k
+
+    a = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    y = torch.tensor([5, 5, 6, 6, 6, 7, 7, 5])
+    # naive: for each cluster count its most common label
+    naive = sum(max((y[a == c] == v).sum().item() for v in y.unique()) for c in a.unique()) / len(a)
+    assert purity(a, y) == pytest.approx(naive) == pytest.approx(6 / 8)
+    assert purity(y, y) == 1.0 and agreement(y, y) == pytest.approx(1.0)
+    sweep = [KChoice(10, 0.80, 0.7), KChoice(20, 0.86, 0.6), KChoice(50, 0.865, 0.55), KChoice(100, 0.87, 0.5)]
+    assert choose_k(sweep, 0.01) == 20 and choose_k(sweep, 0.0) == 100
+    with pytest.raises(ValueError):
+        choose_k([])
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 8, generator=g) * 10
+    labels = torch.arange(200) % 4
+    feats = centres[labels] + torch.randn(200, 8, generator=g)
+    rows = sweep_k(feats, labels, (4, 8, 100), min_cluster_images=5)
+    assert [r.k for r in rows] == [4, 8]  # 100 clusters would leave 2 images each
+    assert rows[0].purity == 1.0 and rows[0].ami > 0.95
+
+
+def test_uc_oracle_clusters_are_the_classes_and_report_the_surrogate_check(synthetic_train):
+    ds = synthetic_train.subset(range(60))
+    sur = LocalEncoder(create_encoder("cnn-small", 1, 28))
+    cfg = UCConfig(clusters=10, epochs=1, batch_size=30, ngf=4, n_blocks=1, train_on="members", cluster_source="labels")
+    prot = create_protection("uc", cfg, surrogate=sur).protect(ds)
+    assert torch.equal(prot.groups, ds.labels)
+    assert 0 <= prot.meta["target_success"] <= 1 and 0 <= prot.meta["stay_own"] <= 1
+    with pytest.raises(ValueError, match="class count"):
+        create_protection("uc", {**cfg.__dict__, "clusters": 3}, surrogate=sur).protect(ds)
+
+
+def test_tap_starts_random_reports_target_success_and_marks_failure(synthetic_train):
+    ds = synthetic_train.subset(range(64))
+    black = ds.images.clone()
+    black[:, :, :4, :] = 0  # exactly-zero pixels: a zero start with a clamp never moves them
+    from encoder_audit.data.base import ImageDataset
+
+    ds = ImageDataset(black, ds.labels, ds.info)
+    cfg = {"steps": 2, "shadow_epochs": 1, "batch_size": 32, "eps": 16 / 255, "min_target_success": 1.0}
+    prot = create_protection("tap", cfg).protect(ds)
+    moved = (prot.dataset.images[:, :, :4, :].int() - black[:, :, :4, :].int()).abs()
+    assert moved.max() > 0  # the random start leaves the black rows
+    assert 0 <= prot.meta["target_success"] <= 1
+    assert prot.meta["failed"] == (prot.meta["target_success"] < 1.0)
+    zero = create_protection("tap", {**cfg, "random_start": False}).protect(ds)
+    assert (zero.dataset.images[:, :, :4, :] == 0).all()  # the bug the random start fixes

@@ -24,11 +24,10 @@ from typing import Any, Literal
 import torch
 
 from ...data.base import ImageDataset
-from ...registry import Registry
 from ...victim import Encoder
+from ..registry import attack_class, register_attack
 
 __all__ = [
-    "PROTECTIONS",
     "ProtectedDataset",
     "Protection",
     "apply_perturbation",
@@ -43,11 +42,14 @@ log = logging.getLogger(__name__)
 Norm = Literal["linf", "l2"]
 
 
-def parse_eps(text: str | float) -> float:
+def parse_eps(text: str | float, *, norm: str = "linf") -> float:
     """``"16/255"``, ``"0.0627"`` or a float -> float budget in [0, 1] pixel units.
 
+    An L-inf budget must lie in (0, 1] (a perturbation larger than the pixel range is not a budget);
+    an L2 budget only has to be positive.
+
     Raises:
-        ValueError: not a number or fraction, or not positive.
+        ValueError: not a number or fraction, not positive, or above 1 for L-inf.
     """
     if isinstance(text, (int, float)):
         value = float(text)
@@ -63,7 +65,17 @@ def parse_eps(text: str | float) -> float:
             raise ValueError(f"cannot parse budget {text!r}; use e.g. 16/255 or 0.0627") from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"budget must be positive, got {text!r}")
+    if norm == "linf" and value > 1:
+        raise ValueError(f"an L-inf budget must be in (0, 1] pixel units (e.g. 16/255), got {text!r} = {value:.3f}")
     return value
+
+
+def check_eps(eps: float, norm: str) -> None:
+    """Raise ValueError unless ``eps`` is a valid budget for ``norm`` (L-inf in (0, 1], L2 positive)."""
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    if not math.isfinite(eps) or eps <= 0 or (norm == "linf" and eps > 1):
+        raise ValueError(f"eps must be in (0, 1] for linf (or positive for l2), got {eps}")
 
 
 def project(delta: torch.Tensor, eps: float, norm: Norm = "linf") -> torch.Tensor:
@@ -159,23 +171,54 @@ class Protection:
     """Base class: ``protect(dataset) -> ProtectedDataset``.
 
     Subclasses implement :meth:`_protect` returning ``(images uint8, groups or None, meta)``; the base
-    class times it and wraps the result.
+    class times it and wraps the result. Capabilities are class attributes (the attack registry's
+    convention):
+
+    - ``needs_labels``: crafted from the dataset's labels (label-based baselines in ``true`` mode);
+    - ``needs_surrogate``: needs the protector's surrogate encoder (see :meth:`surrogate_needed`);
+    - ``white_box``: the surrogate must be differentiable (gradients through it);
+    - ``uses_views``: queries augmented views (never, for protections);
+    - ``query_cost(n)``: images embedded by the surrogate for ``n`` protected images.
     """
 
     name: str = ""
     config: Any = None
+    needs_labels: bool = False
+    needs_surrogate: bool = False
+    white_box: bool = False
+    uses_views: bool = False
 
-    def protect(self, dataset: ImageDataset, *, progress: bool | None = False) -> ProtectedDataset:
+    def query_cost(self, n: int) -> int:
+        """Surrogate embeddings spent on ``n`` images (0 for methods that use no surrogate)."""
+        return n if self.surrogate_needed() else 0
+
+    def surrogate_needed(self) -> bool:
+        """Whether this configured instance needs a surrogate (label-based methods only in cluster mode)."""
+        return self.needs_surrogate
+
+    surrogate: Encoder | None = None
+
+    def protect(
+        self, dataset: ImageDataset, *, progress: bool | None = False, surrogate: Encoder | None = None
+    ) -> ProtectedDataset:
         """Perturb every image of ``dataset`` within the budget.
 
         Args:
             dataset: images to protect (labels are used only by label-based methods).
             progress: show progress bars.
+            surrogate: the protector's encoder (replaces the one given at construction).
+
+        Raises:
+            ValueError: an empty dataset, or no surrogate for a method that needs one.
         """
         from ...config import config_to_dict
 
         if len(dataset) == 0:
             raise ValueError("cannot protect an empty dataset")
+        if surrogate is not None:
+            self.surrogate = surrogate
+        if self.surrogate_needed() and self.surrogate is None:
+            raise ValueError(f"protection {self.name!r} needs a surrogate encoder (surrogate=...)")
         t0 = time.perf_counter()
         images, groups, meta = self._protect(dataset, progress=progress)
         seconds = time.perf_counter() - t0
@@ -207,10 +250,14 @@ class LabelBasedProtection(Protection):
     """
 
     config_class: type = object
+    needs_labels = True
 
     def __init__(self, config: Any = None, *, surrogate: Encoder | None = None, **_: Any) -> None:
         self.config = config or self.config_class()
         self.surrogate = surrogate
+
+    def surrogate_needed(self) -> bool:
+        return getattr(self.config, "label_source", "true") == "clusters"
 
     def _labels(self, dataset: ImageDataset) -> tuple[torch.Tensor, int]:
         """The protector's labels of ``dataset`` and their number of classes."""
@@ -223,12 +270,16 @@ class LabelBasedProtection(Protection):
         )
 
 
-PROTECTIONS: Registry[Protection] = Registry("protection")
-register_protection = PROTECTIONS.register
+def register_protection(name: str, *, config: type | None = None, help: str = "") -> Any:
+    """Class decorator: register a :class:`Protection` as ``name`` of the ``protection`` attack family."""
+    return register_attack("protection", name, config=config, help=help)
 
 
 def create_protection(name: str, config: Any = None, **kwargs: Any) -> Protection:
     """Build a protection by name (``uc``, ``em``, ``tap``, ``lsp``, ``random``).
+
+    A thin wrapper over :func:`encoder_audit.attacks.registry.create_attack` that also takes the
+    constructor's keyword arguments (``surrogate=``, ``craft_size=``).
 
     Args:
         name: registry name.
@@ -236,10 +287,11 @@ def create_protection(name: str, config: Any = None, **kwargs: Any) -> Protectio
         **kwargs: constructor arguments such as ``surrogate=`` (an :class:`~encoder_audit.victim.Encoder`).
     """
     from ...config import build_config
+    from ..registry import registry
 
-    cls = PROTECTIONS.config_class(name)
+    cls = registry("protection").config_class(name)
     if isinstance(config, dict):
         if cls is None:
             raise ValueError(f"protection {name!r} takes no options")
         config = build_config(cls, config)
-    return PROTECTIONS.create(name, config, **kwargs)
+    return attack_class("protection", name)(config, **kwargs)  # type: ignore[no-any-return]

@@ -128,3 +128,61 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
     from sklearn.metrics import adjusted_mutual_info_score
 
     return float(adjusted_mutual_info_score(np.asarray(a), np.asarray(b)))
+
+
+def purity(assignment: torch.Tensor, labels: torch.Tensor) -> float:
+    """Cluster purity: the share of images whose label is their cluster's most frequent label.
+
+    1 = every cluster holds one class; ``1 / C`` or so for clusters that ignore the classes. Purity
+    never falls when clusters are split, so it is read together with :func:`agreement` (AMI).
+    """
+    a, y = np.asarray(assignment), np.asarray(labels)
+    if len(a) != len(y) or len(a) == 0:
+        raise ValueError("purity needs one label per assigned image")
+    total = sum(int(np.bincount(y[a == c]).max()) for c in np.unique(a))
+    return total / len(a)
+
+
+@dataclass
+class KChoice:
+    """One K of a K sweep: purity and AMI of the K-means clusters against labels the protector holds."""
+
+    k: int
+    purity: float
+    ami: float
+
+
+def sweep_k(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    candidates: tuple[int, ...] = (10, 20, 50, 100),
+    *,
+    seed: int = 0,
+    n_init: int = 2,
+    min_cluster_images: int = 1,
+) -> list[KChoice]:
+    """Purity and AMI of K-means on ``features`` for every K in ``candidates`` that leaves at least
+    ``min_cluster_images`` images per cluster on average."""
+    out = []
+    for k in candidates:
+        if k < 2 or k * min_cluster_images > len(features):
+            continue
+        cl = cluster_features(features, k, seed=seed, n_init=n_init)
+        out.append(KChoice(k, purity(cl.assignment, labels), agreement(cl.assignment, labels)))
+    return out
+
+
+def choose_k(sweep: list[KChoice], tolerance: float = 0.01) -> int:
+    """The measured rule for K: the smallest K whose purity is within ``tolerance`` of the best purity.
+
+    Purity rises with K (clusters finer than the classes split the mixed ones), with diminishing
+    returns; the smallest K near the best keeps clusters large enough for a trainer to learn their
+    perturbation as a shortcut.
+
+    Raises:
+        ValueError: an empty sweep.
+    """
+    if not sweep:
+        raise ValueError("no K fits the data (too few images for the smallest candidate)")
+    best = max(c.purity for c in sweep)
+    return min(c.k for c in sweep if c.purity >= best - tolerance)

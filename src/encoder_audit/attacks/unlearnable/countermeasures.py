@@ -110,12 +110,10 @@ class _Mixing(Supervised):
         else:  # cutmix
             cut = (1 - lam) ** 0.5
             bh, bw = int(h * cut), int(w * cut)
-            cy, cx = (
-                int(torch.randint(0, h, (1,), generator=generator)),
-                int(torch.randint(0, w, (1,), generator=generator)),
-            )
-            y0, y1 = max(cy - bh // 2, 0), min(cy + bh // 2, h)
-            x0, x1 = max(cx - bw // 2, 0), min(cx + bw // 2, w)
+            by = int(torch.randint(0, h, (1,), generator=generator))
+            bx = int(torch.randint(0, w, (1,), generator=generator))
+            y0, y1 = max(by - bh // 2, 0), min(by + bh // 2, h)
+            x0, x1 = max(bx - bw // 2, 0), min(bx + bw // 2, w)
             mixed = x.clone()
             mixed[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
             lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ...data.base import ImageDataset
 from ...runs import derive_seed
+from ...train.supervised import Supervised
 from .base import (
     LabelBasedProtection,
     Norm,
@@ -89,6 +90,7 @@ class EMConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
+@register_protection("em", config=EMConfig, help="error-minimizing noise (sample-wise or class-wise)")
 class ErrorMinimizingNoise(LabelBasedProtection):
     """EM unlearnable examples (sample-wise or class-wise)."""
 
@@ -146,7 +148,7 @@ class ErrorMinimizingNoise(LabelBasedProtection):
         return images, (None if c.mode == "sample" else labels), meta
 
     def _noise_step(
-        self, model: torch.nn.Module, x_all: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor
+        self, model: Supervised, x_all: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor
     ) -> int:
         """PGD that descends the loss for the images ``idx``; updates ``delta`` in place; returns errors."""
         c = self.config
@@ -177,9 +179,3 @@ class ErrorMinimizingNoise(LabelBasedProtection):
         with torch.no_grad():
             pred = model.logits((x + d).clamp(0, 1)).argmax(1)
         return int((pred != y).sum())
-
-
-@register_protection("em", config=EMConfig, help="error-minimizing noise (sample-wise or class-wise)")
-def _make_em(config: EMConfig | None = None, **kwargs: Any) -> ErrorMinimizingNoise:
-    """Error-minimizing noise (Huang et al., ICLR 2021)."""
-    return ErrorMinimizingNoise(config, **kwargs)

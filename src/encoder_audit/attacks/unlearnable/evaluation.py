@@ -72,6 +72,7 @@ class TrainerConfig:
         ssl_batch_size: SimCLR batch size.
         pseudo_k: number of classes of the ``pseudo`` labeling.
         coarse_k: number of groups of the ``coarse`` labeling (datasets without a semantic grouping).
+        device: where the trainer trains (``cpu``, ``cuda``, ``cuda:N``).
         seed: initialisation, data order and augmentation seed.
     """
 
@@ -86,6 +87,7 @@ class TrainerConfig:
     ssl_batch_size: int = 128
     pseudo_k: int = 5
     coarse_k: int = 2
+    device: str = "cpu"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -184,8 +186,9 @@ def _accuracy(model: Supervised, test: ImageDataset, labels: torch.Tensor) -> fl
     was = model.training
     model.eval()
     correct = 0
+    device = next(model.parameters()).device
     for x, _, idx in test.batches(512):
-        correct += int((model.logits(x).argmax(1) == labels[idx]).sum())
+        correct += int((model.logits(x.to(device)).argmax(1).cpu() == labels[idx]).sum())
     model.train(was)
     return correct / len(test)
 
@@ -228,7 +231,7 @@ def train_classifier(
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         checkpoint_every=0,
-        device="cpu",
+        device=cfg.device,
     )
     t0 = time.perf_counter()
     fit(objective, ds, tc, progress=False, on_epoch_end=on_epoch)
@@ -272,7 +275,7 @@ def train_ssl_probe(
         lr=cfg.lr,
         seed=cfg.seed,
         checkpoint_every=0,
-        device="cpu",
+        device=cfg.device,
     )
     t0 = time.perf_counter()
     fit(objective, train, tc, progress=False, on_epoch_end=on_epoch)

@@ -58,6 +58,7 @@ class LSPConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
+@register_protection("lsp", config=LSPConfig, help="synthetic linearly separable patches (model-free, class-wise)")
 class LinearlySeparablePatches(LabelBasedProtection):
     """LSP: class-wise linearly separable patch noise (L2-bounded)."""
 
@@ -84,9 +85,3 @@ class LinearlySeparablePatches(LabelBasedProtection):
         images = apply_perturbation(dataset.images, delta, eps, "l2")
         meta = {"label_source": c.label_source, "protector_classes": k, "eps": eps, "norm": "l2"}
         return images, labels, meta
-
-
-@register_protection("lsp", config=LSPConfig, help="synthetic linearly separable patches (model-free, class-wise)")
-def _make_lsp(config: LSPConfig | None = None, **kwargs: Any) -> LinearlySeparablePatches:
-    """Linearly separable patches (Yu et al., KDD 2022)."""
-    return LinearlySeparablePatches(config, **kwargs)

@@ -38,6 +38,7 @@ class RandomNoiseConfig:
             raise ValueError(f"norm must be 'linf' or 'l2', got {self.norm!r}")
 
 
+@register_protection("random", config=RandomNoiseConfig, help="uniform random noise at the same budget (control)")
 class RandomNoise(Protection):
     """Sample-wise random noise within the budget."""
 
@@ -57,9 +58,3 @@ class RandomNoise(Protection):
         else:
             delta = project(torch.randn(shape, generator=g) * 1e3, c.eps, "l2")
         return apply_perturbation(dataset.images, delta, c.eps, c.norm), None, {}
-
-
-@register_protection("random", config=RandomNoiseConfig, help="uniform random noise at the same budget (control)")
-def _make_random(config: RandomNoiseConfig | None = None, **kwargs: Any) -> RandomNoise:
-    """Random noise at the same budget."""
-    return RandomNoise(config, **kwargs)

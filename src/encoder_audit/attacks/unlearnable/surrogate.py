@@ -14,9 +14,10 @@ import copy
 import torch
 from torch import nn
 
-from ...victim import Encoder, adapt_images
+from ...data.base import ImageDataset
+from ...victim import Encoder, LocalEncoder, adapt_images
 
-__all__ = ["DifferentiableSurrogate", "differentiable_surrogate"]
+__all__ = ["DifferentiableSurrogate", "differentiable_surrogate", "train_surrogate"]
 
 
 class DifferentiableSurrogate(nn.Module):
@@ -54,6 +55,11 @@ class _ImageTower(nn.Module):
         return self.model.encode_image(x) if self.projected else self.model.visual(x)  # type: ignore[operator]
 
 
+def _shape(obj: object) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in getattr(obj, "input_shape"))  # noqa: B009
+    return (c, h, w)
+
+
 def differentiable_surrogate(encoder: Encoder | nn.Module) -> DifferentiableSurrogate:
     """Unwrap ``encoder`` to a differentiable, frozen module.
 
@@ -69,9 +75,9 @@ def differentiable_surrogate(encoder: Encoder | nn.Module) -> DifferentiableSurr
         model = getattr(seen, "model", None)
         if isinstance(model, nn.Module) and hasattr(model, "encode_image"):  # CLIP image tower (UC-CLIP)
             tower = _ImageTower(model, bool(getattr(seen, "projected", True)))
-            return DifferentiableSurrogate(tower, tuple(seen.input_shape))  # type: ignore[attr-defined]
+            return DifferentiableSurrogate(tower, _shape(seen))
         if hasattr(seen, "net") and isinstance(seen.net, nn.Module):  # LocalEncoder
-            return DifferentiableSurrogate(seen.net, tuple(seen.input_shape))  # type: ignore[attr-defined]
+            return DifferentiableSurrogate(seen.net, _shape(seen))
         inner = getattr(seen, "encoder", None)  # QueryCounter, DefendedEncoder
         if inner is None:
             break
@@ -80,3 +86,52 @@ def differentiable_surrogate(encoder: Encoder | nn.Module) -> DifferentiableSurr
         f"{type(encoder).__name__} is a black box: crafting a perturbation needs a differentiable surrogate "
         "(an EncoderNet, a LocalEncoder or a torch module with input_shape)"
     )
+
+
+def train_surrogate(
+    data: ImageDataset,
+    method: str = "supervised",
+    *,
+    arch: str = "cnn-small",
+    epochs: int = 8,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    image_size: int | None = None,
+) -> LocalEncoder:
+    """Train the protector's own surrogate on ``data``.
+
+    ``supervised``: cross entropy on ``data``'s labels. This is the paper's cross-dataset setting: UC's
+    surrogate is an ImageNet-supervised ResNet-50 trained on *other labelled data* than the images it
+    protects, whose features follow semantics. ``simclr``: contrastive pre-training without labels
+    (for a folder with no labelled data; its clusters follow the classes less).
+
+    Raises:
+        ValueError: ``supervised`` on unlabeled data, or an unknown method.
+    """
+    from ...train import TrainConfig, pretrain
+
+    if method not in ("supervised", "simclr", "moco"):
+        raise ValueError(f"surrogate method must be supervised, simclr or moco, got {method!r}")
+    if method == "supervised" and data.labels is None:
+        raise ValueError("a supervised surrogate needs labelled data")
+    options = None
+    if method == "supervised":
+        assert data.labels is not None
+        options = {"num_classes": max(int(data.labels.max()) + 1, 2)}
+    train = TrainConfig(
+        epochs=epochs,
+        batch_size=max(2, min(batch_size, len(data))),
+        lr=lr,
+        weight_decay=5e-4 if method == "supervised" else 1e-6,
+        seed=seed,
+        checkpoint_every=0,
+        device=device,
+    )
+    result = pretrain(
+        data, method=method, encoder=arch, train=train, method_options=options, progress=False, image_size=image_size
+    )
+    net = result.objective.encoder
+    net.eval()
+    return LocalEncoder(net, meta={"architecture": arch, "surrogate_method": method, "epochs": epochs})

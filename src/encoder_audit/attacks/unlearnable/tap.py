@@ -29,6 +29,7 @@ from .base import (
     LabelBasedProtection,
     Norm,
     apply_perturbation,
+    check_eps,
     project,
     register_protection,
     steepest_direction,
@@ -55,6 +56,11 @@ class TAPConfig:
     label_offset: pi(y) = (y + offset) mod C.
     label_source: ``true`` labels or K-means ``clusters`` (label-agnostic mode).
     label_clusters: K of those pseudo-labels.
+    random_start: start PGD from ``U(-eps, eps)`` (Madry et al.'s random start). Starting at zero with a
+        clamp to [0, 1] gives zero gradient on pixels that are exactly 0 or 1 (the black background of
+        Fashion-MNIST), so the craft never leaves them.
+    min_target_success: the craft is marked failed (``meta["failed"]``) when fewer protected images
+        than this share are classified as their target by the shadow model.
     seed: seed.
     """
 
@@ -70,9 +76,14 @@ class TAPConfig:
     label_offset: int = 1
     label_source: Literal["true", "clusters"] = "true"
     label_clusters: int = 10
+    random_start: bool = True
+    min_target_success: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_eps(self.eps, self.norm)
+        if not 0 <= self.min_target_success <= 1:
+            raise ValueError("min_target_success must be in [0, 1]")
         if self.eps <= 0 or self.steps < 1 or self.shadow_epochs < 1 or self.batch_size < 2:
             raise ValueError("need eps > 0, steps >= 1, shadow_epochs >= 1, batch_size >= 2")
         if self.step_size is not None and self.step_size <= 0:
@@ -81,6 +92,7 @@ class TAPConfig:
             raise ValueError(f"label_source must be 'true' or 'clusters', got {self.label_source!r}")
 
 
+@register_protection("tap", config=TAPConfig, help="targeted adversarial poisoning toward (y + 1) mod C")
 class TargetedAdversarialPoisoning(LabelBasedProtection):
     """TAP: class-targeted adversarial poisons (labels shifted by one)."""
 
@@ -117,33 +129,41 @@ class TargetedAdversarialPoisoning(LabelBasedProtection):
         for start in tqdm(range(0, n, 512), disable=progress is False, desc="TAP", unit="batch"):
             idx = torch.arange(start, min(start + 512, n))
             x, t = x_all[idx], target[idx]
-            d = torch.zeros_like(x)
+            if c.random_start:
+                g_start = torch.Generator().manual_seed(derive_seed(c.seed, "start", start))
+                d = project((torch.rand(x.shape, generator=g_start) * 2 - 1) * c.eps, c.eps, c.norm)
+                d = (x + d).clamp(0, 1) - x
+            else:
+                d = torch.zeros_like(x)
             for it in range(c.steps):
                 d.requires_grad_(True)
                 xp = (x + d).clamp(0, 1)
                 if c.augment:
                     aug = torch.Generator().manual_seed(derive_seed(c.seed, "aug", start, it))
                     xp = ops.resized_crop_flip(xp, xp.shape[-1], scale=(0.8, 1.0), generator=aug)
-                loss = F.cross_entropy(model.logits(xp), t)
-                (grad,) = torch.autograd.grad(loss, d)
+                pgd_loss = F.cross_entropy(model.logits(xp), t)
+                (grad,) = torch.autograd.grad(pgd_loss, d)
                 with torch.no_grad():
                     d = project(d - step * steepest_direction(grad, c.norm), c.eps, c.norm)
                     d = (x + d).clamp(0, 1) - x
             delta[idx] = d.detach()
-        with torch.no_grad():
-            hit = float((model.logits((x_all + delta).clamp(0, 1)).argmax(1) == target).float().mean())
-        log.info("TAP: shadow clean acc %.3f, perturbed images classified as target %.3f", clean_acc, hit)
         images = apply_perturbation(dataset.images, delta, c.eps, c.norm)
+        with torch.no_grad():
+            written = ImageDataset(images, None, dataset.info).float_images()
+            hit = float((model.logits(written).argmax(1) == target).float().mean())
+        failed = hit < c.min_target_success
+        log.log(
+            logging.WARNING if failed else logging.INFO,
+            "TAP: shadow clean acc %.3f, protected images classified as target %.3f%s",
+            clean_acc,
+            hit,
+            " (craft FAILED)" if failed else "",
+        )
         meta = {
             "label_source": c.label_source,
             "protector_classes": k,
             "shadow_clean_accuracy": round(clean_acc, 4),
             "target_success": round(hit, 4),
+            "failed": failed,
         }
         return images, labels, meta
-
-
-@register_protection("tap", config=TAPConfig, help="targeted adversarial poisoning toward (y + 1) mod C")
-def _make_tap(config: TAPConfig | None = None, **kwargs: Any) -> TargetedAdversarialPoisoning:
-    """Targeted adversarial poisoning (Fowl et al., NeurIPS 2021)."""
-    return TargetedAdversarialPoisoning(config, **kwargs)

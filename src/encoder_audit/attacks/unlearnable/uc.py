@@ -46,7 +46,7 @@ from ...augment import ops
 from ...data.base import ImageDataset
 from ...runs import derive_seed
 from ...victim import Encoder
-from .base import Norm, Protection, apply_perturbation, register_protection
+from .base import Norm, Protection, apply_perturbation, check_eps, register_protection
 from .clustering import Clustering, cluster_features, embed_dataset, shift_permutation
 from .generator import PerturbationGenerator, resize_perturbation
 from .surrogate import differentiable_surrogate
@@ -83,6 +83,9 @@ class UCConfig:
         augment: crop/flip the perturbed images while crafting.
         crop_scale: area range of those crops (the trainer's light augmentation is 0.8-1).
         kmeans_init: K-means restarts.
+        cluster_source: ``kmeans`` (the method) or ``labels``: the dataset's classes are the clusters and
+            their mean embeddings the centres (the *oracle* clusters of a surrogate whose clusters follow
+            the classes exactly; the audit's positive control). ``clusters`` is then the class count.
         seed: K-means, generator inputs and initialisation, data order, augmentations.
     """
 
@@ -105,15 +108,15 @@ class UCConfig:
     augment: bool = True
     crop_scale: tuple[float, float] = (0.8, 1.0)
     kmeans_init: int = 4
+    cluster_source: Literal["kmeans", "labels"] = "kmeans"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.clusters < 2:
             raise ValueError(f"clusters must be >= 2, got {self.clusters}")
-        if self.eps <= 0 or (self.norm == "linf" and self.eps > 1):
-            raise ValueError(f"eps must be in (0, 1] for linf (or positive for l2), got {self.eps}")
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', got {self.norm!r}")
+        check_eps(self.eps, self.norm)
+        if self.cluster_source not in ("kmeans", "labels"):
+            raise ValueError(f"cluster_source must be 'kmeans' or 'labels', got {self.cluster_source!r}")
         if self.train_on not in ("all", "members"):
             raise ValueError(f"train_on must be 'all' or 'members', got {self.train_on!r}")
         if self.loss not in ("kl", "cosine", "mse"):
@@ -203,6 +206,7 @@ class _Standardized(torch.nn.Module):
         return (self.f(x) - self.mean) / self.std
 
 
+@register_protection("uc", config=UCConfig, help="Unlearnable Clusters: K-means + one generator per cluster")
 class UnlearnableClusters(Protection):
     """Unlearnable Clusters with a surrogate encoder (UC; UC-CLIP with a CLIP image tower).
 
@@ -214,23 +218,25 @@ class UnlearnableClusters(Protection):
     """
 
     name = "uc"
+    needs_surrogate = True
+    white_box = True
 
     def __init__(
         self, config: UCConfig | None = None, *, surrogate: Encoder | None = None, craft_size: int | None = None
     ) -> None:
-        if surrogate is None:
-            raise ValueError("Unlearnable Clusters needs a surrogate encoder (surrogate=...)")
         self.config = config or UCConfig()
         self.surrogate = surrogate
         self.craft_size = craft_size
 
     def fit(self, dataset: ImageDataset, *, progress: bool | None = False) -> UCFit:
         """Cluster ``dataset`` and train one generator per cluster; returns the perturbations."""
+        if self.surrogate is None:
+            raise ValueError("Unlearnable Clusters needs a surrogate encoder (surrogate=...)")
         c = self.config
         feats = embed_dataset(self.surrogate, dataset)
-        clustering = cluster_features(feats, c.clusters, seed=derive_seed(c.seed, "kmeans"), n_init=c.kmeans_init)
-        log.info("UC: K-means K=%d cluster sizes %s", c.clusters, clustering.sizes())
-        f = differentiable_surrogate(self.surrogate)
+        clustering = self._clusters(dataset, feats)
+        log.info("UC: %s K=%d cluster sizes %s", c.cluster_source, c.clusters, clustering.sizes())
+        f: torch.nn.Module = differentiable_surrogate(self.surrogate)
         targets = c.targets()
         centers = clustering.centers
         if c.standardize:
@@ -263,6 +269,24 @@ class UnlearnableClusters(Protection):
             initial_losses=first,
             train_on=c.train_on,
         )
+
+    def _clusters(self, dataset: ImageDataset, feats: torch.Tensor) -> Clustering:
+        c = self.config
+        if c.cluster_source == "kmeans":
+            k = c.clusters
+            if len(feats) < k:
+                raise ValueError(f"cannot make {k} clusters from {len(feats)} images (lower clusters)")
+            return cluster_features(feats, k, seed=derive_seed(c.seed, "kmeans"), n_init=c.kmeans_init)
+        if dataset.labels is None:
+            raise ValueError("cluster_source='labels' needs a labeled dataset")
+        labels = dataset.labels.long()
+        if int(labels.max()) + 1 != c.clusters:
+            raise ValueError(f"cluster_source='labels' needs clusters = the class count {int(labels.max()) + 1}")
+        centers = torch.stack(
+            [feats[labels == i].mean(0) if (labels == i).any() else feats.mean(0) for i in range(c.clusters)]
+        )
+        inertia = float((feats - centers[labels]).pow(2).sum())
+        return Clustering(assignment=labels.clone(), centers=centers.float(), inertia=inertia)
 
     def _train_generator(
         self,
@@ -320,7 +344,15 @@ class UnlearnableClusters(Protection):
         fit = self.fit(dataset, progress=progress)
         groups = fit.clustering.assignment
         images = fit.apply(dataset.images, groups)
+        assert self.surrogate is not None
+        check = surrogate_space_check(self.surrogate, images, dataset.info, fit)
+        log.info(
+            "UC surrogate-space check: %.1f%% of protected images nearest their target centre, %.1f%% their own",
+            100 * check["target_success"],
+            100 * check["stay_own"],
+        )
         meta = {
+            **check,
             "train_on": fit.train_on,
             "loss": self.config.loss,
             "targets": fit.targets.tolist(),
@@ -333,7 +365,20 @@ class UnlearnableClusters(Protection):
         return images, groups, meta
 
 
-@register_protection("uc", config=UCConfig, help="Unlearnable Clusters: K-means + one generator per cluster")
-def _make_uc(config: UCConfig | None = None, **kwargs: Any) -> UnlearnableClusters:
-    """Unlearnable Clusters (Zhang et al., CVPR 2023)."""
-    return UnlearnableClusters(config, **kwargs)
+def surrogate_space_check(
+    surrogate: Encoder, images: torch.Tensor, info: Any, fit: UCFit, *, batch_size: int = 512
+) -> dict[str, float]:
+    """Where protected images land in the surrogate's own space.
+
+    Returns ``target_success`` (share of protected images whose embedding is nearest the centre of
+    their cluster's *target*, the quantity UC optimises) and ``stay_own`` (share still nearest their own
+    cluster's centre). Random noise gives a target success near ``1/K`` or below.
+    """
+    ds = ImageDataset(images, None, info, split="train")
+    feats = embed_dataset(surrogate, ds, batch_size=batch_size)
+    nearest = fit.clustering.predict(feats)
+    groups = fit.clustering.assignment
+    return {
+        "target_success": float((nearest == fit.targets[groups]).float().mean()),
+        "stay_own": float((nearest == groups).float().mean()),
+    }

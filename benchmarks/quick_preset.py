@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from encoder_audit.report.aggregate import summarize
 
 
 def main() -> None:
@@ -66,9 +67,8 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
 
     def ms(key: str, scale: float = 1.0) -> str:
-        vals = [r[key] * scale for r in rows]
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        return f"{statistics.mean(vals):.1f} ± {sd:.1f}"
+        s = summarize([r[key] * scale for r in rows])
+        return f"{s.mean:.1f} ± {s.std or 0.0:.1f}"
 
     print("\n| method | train s | train+eval s | kNN % | linear % | random kNN % | random linear % |")
     print("|---|---|---|---|---|---|---|")

@@ -49,7 +49,6 @@ import json
 import logging
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -63,6 +62,7 @@ from tqdm.auto import tqdm
 
 from .config import load_yaml
 from .io import atomic_write_json, atomic_write_text
+from .report.aggregate import summarize
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +407,8 @@ def collect(suite_dirs: Iterable[str | Path], out: str | Path | None = None) -> 
             if not vals:
                 row.append(None)
             else:
-                row.append({"mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0})
+                stat = summarize(vals)
+                row.append({"mean": stat.mean, "std": stat.std or 0.0, "n": stat.n})
         rows.append(row)
     target = Path(out) if out else dirs[0]
     target.mkdir(parents=True, exist_ok=True)

@@ -70,3 +70,13 @@ def test_seed_property_is_the_first_seed() -> None:
     assert AuditConfig(seeds=(3, 1)).seed == 3
     with pytest.raises(ValueError, match="at least one"):
         AuditConfig(seeds=())
+
+
+def test_the_shipped_example_config_resolves() -> None:
+    from pathlib import Path
+
+    from encoder_audit.config import load_yaml
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "audit.yaml"
+    config = resolve_config(file_values=load_yaml(path))
+    assert config.preset == "quick" and config.data.members == 2000

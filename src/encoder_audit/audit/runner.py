@@ -16,12 +16,13 @@ trained again per seed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from ..runs import RunDir, derive_seed, environment, seed_everything
 from ..victim import Encoder
 from .config import AuditConfig
 from .family import StageContext, families, result_from_json, result_to_json
-from .plan import prepare_data
+from .plan import hold_out, prepare_data, same_images
 from .sections.victim import build_victim_section
 from .victim_stage import VictimResult, run_victim_stage
 
@@ -132,10 +133,15 @@ def stage_context(
 
     def eval_sets() -> dict[str, tuple[ImageDataset, ImageDataset]]:
         if "sets" not in cache:
-            cache["sets"] = {
-                ds: (create_dataset(ds, "train", root=data_root), create_dataset(ds, "test", root=data_root))
-                for ds in config.data.eval_datasets
-            }
+            sets = {}
+            for ds in config.data.eval_datasets:
+                train, test = create_dataset(ds, "train", root=data_root), create_dataset(ds, "test", root=data_root)
+                if same_images(train, test):  # a folder without train/test sub-folders
+                    train, test = hold_out(train, seed=0)
+                if train.labels is None:
+                    raise UserError(f"evaluation dataset {ds} has no labels (it needs one sub-folder per class)")
+                sets[ds] = (train, test)
+            cache["sets"] = sets
         return cache["sets"]
 
     return StageContext(
@@ -272,10 +278,13 @@ def _one_stage(ctx: StageContext, name: str, cached: Path, base: Path, run: RunD
 
 
 def run_audit(
-    config: AuditConfig,
-    run: RunDir | str | Path,
+    config: AuditConfig | None = None,
+    run: RunDir | str | Path | None = None,
     *,
     victim: Encoder | str | None = None,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+    runs_dir: str | Path = "runs",
     api_key: str | None = None,
     data_root: Path | None = None,
     progress: bool | None = None,
@@ -283,8 +292,10 @@ def run_audit(
     """Run (or resume) every stage of the audit in ``run``, once per seed of ``config.seeds``.
 
     Args:
-        config: the resolved config (:func:`~encoder_audit.audit.config.resolve_config`).
-        run: the run directory (created if missing).
+        config: the resolved config (:func:`~encoder_audit.audit.config.resolve_config`); None
+            resolves ``preset`` (default quick) with ``overrides`` (``["stealing.budgets=[500]"]``).
+        run: the run directory (created if missing); None creates ``runs_dir/<UTC time>-audit/``
+            with the config saved in it.
         victim: the encoder under audit: an :class:`Encoder` object (e.g. from
             :func:`encoder_audit.victim.wrap_encoder`), a spec string, or None for ``config.victim``
             (None there too: the embedded default is trained).
@@ -295,8 +306,20 @@ def run_audit(
     A stage whose ``stages/<name>.json`` exists (in the seed's directory) is not run again.
 
     Returns:
-        The results dictionary (also in ``run/results.json``).
+        The results dictionary (also in ``run/results.json``); ``results["run_dir"]`` is where it is.
+
+    Example:
+        >>> from encoder_audit import run_audit, wrap_encoder  # doctest: +SKIP
+        >>> results = run_audit(victim=wrap_encoder(my_module, input_shape=(3, 224, 224)), preset="smoke")
     """
+    if config is None:
+        from .config import resolve_config
+
+        config = resolve_config(preset, overrides=overrides)
+    elif preset is not None or overrides:
+        raise ValueError("pass either a config or preset/overrides, not both")
+    if run is None:
+        run = start_run(config, runs_dir=Path(runs_dir))
     if not isinstance(run, RunDir):
         path = Path(run)
         path.mkdir(parents=True, exist_ok=True)
@@ -355,7 +378,7 @@ def run_audit(
                 name,
                 run_seed=seed,
                 data=data,
-                victim=lambda b=base: v.get(b),
+                victim=functools.partial(v.get, base),
                 victim_label=label,
                 victim_trained_here=v.trained_here,
                 base=base,
@@ -378,7 +401,7 @@ def run_audit(
             v._loaded = None  # the next seed trains its own default victim
     bar.close()
     _write_results(run, config, label, per_seed)
-    return run.load_results()
+    return {**run.load_results(), "run_dir": str(run.path)}
 
 
 def start_run(

@@ -43,6 +43,7 @@ class VictimResult:
         knn_k: neighbours of the kNN probe.
         adaptation: how the audit's images were adapted to the victim's input ("" if they fit).
         train_seconds: time spent training it here.
+        data_notes: how the audit's data was fitted to what the dataset holds.
     """
 
     label: str
@@ -56,6 +57,7 @@ class VictimResult:
     knn_k: int = 200
     adaptation: str = ""
     train_seconds: float = 0.0
+    data_notes: list[str] = field(default_factory=list)
 
 
 def train_default_victim(ctx: StageContext) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def run_victim_stage(ctx: StageContext, config: Any = None) -> VictimResult:
         label=ctx.victim_label,
         trained_here=ctx.victim_trained_here,
         architecture=arch,
-        input_shape=tuple(victim.input_shape),
+        input_shape=victim.input_shape,
         embedding_dim=int(victim.embedding_dim),
         members=len(ctx.data.members) if ctx.victim_trained_here else 0,
         training=training,
@@ -131,4 +133,5 @@ def run_victim_stage(ctx: StageContext, config: Any = None) -> VictimResult:
         knn_k=ev.knn_k,
         adaptation=adaptation,
         train_seconds=round(train_seconds, 1),
+        data_notes=list(ctx.data.notes),
     )

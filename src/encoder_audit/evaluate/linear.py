@@ -36,11 +36,18 @@ class LinearProbe:
 def fit_linear_probe(
     features: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, max_iter: int = 500, seed: int = 0
 ) -> LinearProbe:
-    """Fit standardize -> logistic regression (``C`` = inverse L2 strength)."""
+    """Fit standardize -> logistic regression (``C`` = inverse L2 strength).
+
+    BLAS runs single-threaded here: L-BFGS on a few thousand x a few hundred features is hundreds of
+    small matrix products, which a multi-threaded BLAS slows down (``benchmarks/linear_probe_threads.py``,
+    figures in docs/BENCHMARKS.md).
+    """
     import warnings
 
+    from threadpoolctl import threadpool_limits
+
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, random_state=seed))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(features.numpy(), labels.numpy())
     return LinearProbe(pipe)

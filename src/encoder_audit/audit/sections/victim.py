@@ -52,6 +52,7 @@ def build_victim_section(result: VictimResult) -> Section:
         )
     if result.adaptation:
         caveats.append(result.adaptation[0].upper() + result.adaptation[1:] + ".")
+    caveats += result.data_notes
     return Section(
         key="victim",
         title="Encoder under audit",

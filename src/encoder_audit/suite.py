@@ -197,9 +197,9 @@ def command_argv(text: str, **fields: list[str] | str) -> list[str]:
             value = fields[key]
             argv += value if isinstance(value, list) else [value]
         else:
-            for name, text in fields.items():  # only the known placeholders: other braces (e.g. code) stay
-                if isinstance(text, str):
-                    word = word.replace(f"{{{name}}}", text)
+            for name, value in fields.items():  # only the known placeholders: other braces (e.g. code) stay
+                if isinstance(value, str):
+                    word = word.replace(f"{{{name}}}", value)
             argv.append(word)
     return argv
 

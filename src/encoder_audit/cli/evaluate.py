@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..data import create_dataset
+from ..errors import UserError
 from ..evaluate import EvalConfig, evaluate_encoder, random_init_baseline
 from ..runs import RunDir, seed_everything
-from ..victim import load_encoder
+from ..victim import HasMetadata, load_encoder
 from .common import HelpFormatter, add_common, emit
 
 EPILOG = """examples:
@@ -44,8 +45,11 @@ def evaluate_and_report(
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` and its random-init twin on each dataset; print a table; return numbers."""
     encoder = load_encoder(checkpoint)
-    arch = encoder.meta["architecture"]
-    norm = encoder.meta.get("normalization", {})
+    meta = encoder.meta if isinstance(encoder, HasMetadata) else {}
+    arch = meta.get("architecture")
+    if not arch:
+        raise UserError(f"{checkpoint}: its sidecar names no architecture, so no random-init twin can be built")
+    norm = meta.get("normalization", {})
     baseline = random_init_baseline(
         arch, encoder.input_shape, seed=args.seed, mean=norm.get("mean"), std=norm.get("std")
     )

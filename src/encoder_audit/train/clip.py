@@ -128,6 +128,7 @@ class CLIPObjective(Objective):
         self.config = config or CLIPTrainConfig()
         self.model = model
         self.encoder = model.visual
+        self.tokens: torch.Tensor
         self.register_buffer("tokens", tokens.long(), persistent=False)
         self.views = ViewGenerator(
             ViewConfig(

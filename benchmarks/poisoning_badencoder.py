@@ -25,8 +25,8 @@ from encoder_audit.models import load_encoder_net
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--victim", required=True)
-    p.add_argument("--shadow-size", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--shadow-size", type=int, default=4000)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", default="adam")

@@ -1,10 +1,14 @@
-"""Defenses before/after on one poisoned CPU-scale CLIP-style model (Fashion-MNIST).
+"""Defenses with their sweeps on one poisoned CPU-scale CLIP-style model (Fashion-MNIST).
 
-Trains a model with k targeted poisons per trial and m backdoor poisons, then applies CleanCLIP
-fine-tuning on trusted clean pairs and two filter-and-retrain defenses (reference-model similarity,
-kNN density), reporting attack success and clean accuracy before and after, and detector AUROC.
+Trains a model with k targeted poisons per trial and m backdoor poisons (replacing clean pairs), then
 
-    python benchmarks/poisoning_defenses.py --k 16 --m 100 --out docs/benchmarks/poisoning_defenses.json
+* scores every training pair with the kNN-density filter (and, with ``--similarity``, a reference
+  model trained on the trusted pairs) and reports precision / recall over removal fractions, the
+  true poisoned fraction included, retraining without the flagged pairs at the true poisoned fraction;
+* fine-tunes with CleanCLIP on trusted clean pairs at a constant learning rate and measures the
+  attacks and clean zero-shot accuracy after each listed epoch.
+
+    python benchmarks/poisoning_defenses.py --k 8 --m 100 --train-size 500 --epochs 30 --seed 0 --out def_s0.json
 """
 
 from __future__ import annotations
@@ -22,37 +26,52 @@ from encoder_audit.attacks.poisoning.experiment import (
     run_defenses,
     run_poisoned_clip,
 )
-from encoder_audit.data import create_dataset
+from encoder_audit.data import create_dataset, subsample
 from encoder_audit.data.captions import make_paired
+from encoder_audit.runs import derive_seed
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--k", type=int, default=8)
     p.add_argument("--m", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-size", type=int, default=1500)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--train-size", type=int, default=500)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--mode", choices=["replace", "add"], default="replace")
     p.add_argument("--trusted", type=int, default=500, help="clean pairs the defender owns (disjoint)")
-    p.add_argument("--remove-fraction", type=float, default=0.1)
+    p.add_argument("--fractions", default="0.02,0.05,0.1,0.2,0.3,0.4", help="filter removal fractions")
+    p.add_argument("--cleanclip-epochs", default="1,3,10,20", help="CleanCLIP epochs at which to measure")
+    p.add_argument("--cleanclip-lr", type=float, default=5e-4)
+    p.add_argument("--similarity", action="store_true", help="also run the reference-model similarity filter")
+    p.add_argument("--no-retrain", action="store_true", help="score the filters without retraining")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = ClipExperimentConfig(train_size=a.train_size, epochs=a.epochs)
+    cfg = ClipExperimentConfig(train_size=a.train_size, epochs=a.epochs, mode=a.mode)
     train, test = create_dataset("fashion-mnist", "train"), create_dataset("fashion-mnist", "test")
     clean = clean_pairs(train, cfg)
     used = set(clean.images.indices.tolist())
-    g = torch.Generator().manual_seed(12345)
-    rest = [i for i in torch.randperm(len(train), generator=g).tolist() if i not in used][: a.trusted]
-    trusted = make_paired(train.subset(sorted(rest)), seed=1)
+    rest = train.subset(sorted(set(range(len(train))) - used))
+    trusted = make_paired(subsample(rest, a.trusted, derive_seed(a.seed, "trusted")), seed=a.seed + 1)
     run = run_poisoned_clip(clean, test, targeted_poisons=a.k, backdoor_poisons=a.m, config=cfg, seed=a.seed)
-    rows = run_defenses(run, test, trusted, config=cfg, remove_fraction=a.remove_fraction, seed=a.seed)
+    defenses = ("filter-density", *(("filter-similarity",) if a.similarity else ()), "cleanclip")
+    out = run_defenses(
+        run,
+        test,
+        trusted,
+        config=cfg,
+        defenses=defenses,
+        filter_fractions=tuple(float(v) for v in a.fractions.split(",")),
+        retrain_fractions=() if a.no_retrain else (0.0,),
+        cleanclip_epochs=tuple(int(v) for v in a.cleanclip_epochs.split(",")),
+        cleanclip_lr=a.cleanclip_lr,
+        seed=a.seed,
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(
-        json.dumps(
-            {"args": vars(a) | {"out": str(a.out)}, "poisoned": run.metrics, "defenses": rows}, indent=1, default=str
-        )
+        json.dumps({"args": vars(a) | {"out": str(a.out)}, "poisoned": run.metrics, **out}, indent=1, default=str)
     )
 
 

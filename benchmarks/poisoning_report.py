@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 from encoder_audit.attacks.poisoning.plots import aggregate, plot_backdoor, plot_targeted
+from encoder_audit.report.aggregate import summarize
 
 
 def main() -> None:
@@ -32,33 +32,75 @@ def main() -> None:
 
 
 def ms(vals: list[float], digits: int = 3) -> str:
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f}"
+    st = summarize([float(v) for v in vals])
+    return f"{st.mean:.{digits}f} ± {st.std or 0.0:.{digits}f}"
+
+
+BADENCODER_ROWS = (
+    ("CA (clean encoder), normalised probe", "clean_accuracy"),
+    ("BA (backdoored), normalised probe", "backdoored_accuracy"),
+    ("ASR, normalised probe", "asr"),
+    ("base rate: same trigger on the clean encoder, normalised", "asr_clean_encoder"),
+    ("CA, raw-feature probe", "clean_accuracy_raw"),
+    ("BA, raw-feature probe", "backdoored_accuracy_raw"),
+    ("ASR, raw-feature probe", "asr_raw"),
+    ("base rate, raw-feature probe", "asr_clean_encoder_raw"),
+    ("cosine of triggered images to the reference (backdoored)", "cos_reference"),
+    ("cosine of triggered images to the reference (clean)", "cos_reference_clean"),
+    ("embedding length, clean images (backdoored)", "norm_clean"),
+    ("embedding length, triggered images (backdoored)", "norm_triggered"),
+)
 
 
 def badencoder_table(runs: list[dict]) -> None:
-    keys = sorted({k for r in runs for k, v in r["metrics"].items() if isinstance(v, (int, float))})
     print("| metric | seeds | mean ± std | per seed |")
     print("|---|---|---|---|")
-    for k in keys:
+    for label, k in BADENCODER_ROWS:
         vals = [r["metrics"][k] for r in runs if isinstance(r["metrics"].get(k), (int, float))]
-        print(f"| {k} | {len(vals)} | {ms(vals)} | {' / '.join(f'{v:.3f}' for v in vals)} |")
-    print(f"\nattack wall time: {ms([r['seconds'] for r in runs], 0)} s per run")
+        if vals:
+            print(f"| {label} | {len(vals)} | {ms(vals)} | {' / '.join(f'{v:.3f}' for v in vals)} |")
+    print(f"\nsteps: {runs[0].get('steps')}; attack wall time: {ms([r['seconds'] for r in runs], 0)} s per run")
 
 
 def defenses_table(runs: list[dict]) -> None:
-    cols = ["targeted_success", "targeted_mean_rank", "backdoor_asr", "clean_zeroshot_top1"]
-    head = " | ".join(f"{c} before → after" for c in cols)
-    print(f"| defense | seeds | {head} | detector AUROC | recall@flagged |")
-    print("|---|---|" + "---|" * len(cols) + "---|---|")
-    names = list(dict.fromkeys(d["defense"] for r in runs for d in r["defenses"]))
-    for name in names:
-        ds = [d for r in runs for d in r["defenses"] if d["defense"] == name]
-        cells = [f"{ms([d['before'][c] for d in ds], 2)} → {ms([d['after'][c] for d in ds], 2)}" for c in cols]
-        det = [d["detection"] for d in ds if "detection" in d]
-        auroc = ms([x["auroc"] for x in det], 3) if det else "-"
-        recall = ms([x["recall_at_flagged"] for x in det], 2) if det else "-"
-        print(f"| {name} | {len(ds)} | " + " | ".join(cells) + f" | {auroc} | {recall} |")
+    """Filter precision / recall by removal fraction, then the attacks after each defense setting."""
+    print("| filter | removed fraction | seeds | flagged | recall | precision | max recall | AUROC |")
+    print("|---|---|---|---|---|---|---|---|")
+    keys = sorted({(f["defense"], round(f["fraction"], 4), f["at_poison_rate"]) for r in runs for f in r["filters"]})
+    for name, q, at_rate in keys:
+        fs = [f for r in runs for f in r["filters"] if f["defense"] == name and round(f["fraction"], 4) == q]
+        label = f"{100 * q:.1f}%" + (" (= poisoned fraction)" if at_rate else "")
+        print(
+            f"| {name} | {label} | {len(fs)} | {ms([f['flagged'] for f in fs], 0)} | "
+            f"{ms([f['recall_at_flagged'] for f in fs], 2)} | {ms([f['precision_at_flagged'] for f in fs], 2)} | "
+            f"{ms([f['max_recall'] for f in fs], 2)} | {ms([f['auroc'] for f in fs], 3)} |"
+        )
+    cols = ["targeted_success", "backdoor_asr", "clean_zeroshot_top1"]
+    print()
+    print("| defense | setting | seeds | steps | " + " | ".join(cols) + " | honest pairs removed |")
+    print("|---|---|---|---|" + "---|" * len(cols) + "---|")
+    before = [r["before"] for r in runs]
+    print(
+        "| none (poisoned model) | - | "
+        + f"{len(before)} | 0 | "
+        + " | ".join(ms([b[c] for b in before], 2) for c in cols)
+        + " | 0 |"
+    )
+    settings = list(dict.fromkeys((d["defense"], d["setting"], round(d["value"], 4)) for r in runs for d in r["after"]))
+    for name, setting, value in settings:
+        ds = [
+            d
+            for r in runs
+            for d in r["after"]
+            if (d["defense"], d["setting"], round(d["value"], 4)) == (name, setting, value)
+        ]
+        shown = f"{setting} {100 * value:.1f}%" if setting == "removed" else f"{setting} {value:g}"
+        removed = ms([d.get("clean_removed", 0) for d in ds], 0)
+        print(
+            f"| {name} | {shown} | {len(ds)} | {ms([d['steps'] for d in ds], 0)} | "
+            + " | ".join(ms([d[c] for d in ds], 2) for c in cols)
+            + f" | {removed} |"
+        )
 
 
 def sweeps(a: argparse.Namespace) -> None:

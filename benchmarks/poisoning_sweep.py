@@ -25,13 +25,14 @@ def main() -> None:
     p.add_argument("--levels", default="0:0,2:25,8:50,32:100,64:200", help="k:m pairs")
     p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--mode", choices=["replace", "add"], default="replace", help="poisons replace pairs or are added")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--manifests", type=Path, default=None, help="folder for per-run manifests")
     a = p.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     levels = [tuple(int(v) for v in lv.split(":")) for lv in a.levels.split(",")]
-    cfg = ClipExperimentConfig(train_size=a.train_size, epochs=a.epochs)
+    cfg = ClipExperimentConfig(train_size=a.train_size, epochs=a.epochs, mode=a.mode)
     train, test = create_dataset("fashion-mnist", "train"), create_dataset("fashion-mnist", "test")
     rows = []
     for seed in a.seeds:

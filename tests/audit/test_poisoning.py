@@ -29,7 +29,7 @@ from encoder_audit.victim import LocalEncoder
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[PoisoningResult, Path]:
-    config = resolve_config("smoke", overrides=["device=cpu"])
+    config = resolve_config("smoke", overrides=["device=cpu", "poisoning.filter_retrain=true"])
     run_dir = tmp_path_factory.mktemp("run")
     data = prepare_data(config.data, seed=0)
     victim = LocalEncoder(create_encoder("cnn-small", 1, 28, width=8).eval())
@@ -44,7 +44,9 @@ def test_smoke_stage_round_trips_and_builds_a_section(smoke_run: tuple[Poisoning
     # replacement: the poisoned training set keeps the clean set's size
     assert result.mode == "replace" and result.levels[1].train_pairs == result.levels[1].clean_pairs == 200
     assert result.badencoder.ran and result.badencoder.steps >= 1
-    assert {d.defense for d in result.defenses} == {"none", "cleanclip"}
+    assert [d.defense for d in result.defenses] == ["none", "filter-density", "cleanclip"]
+    retrained = result.defenses[1]
+    assert retrained.setting == "removed" and retrained.removed_pairs == 4 * result.levels[1].targets + 20
     assert result.filters and any(p.at_poison_rate for p in result.filters)
     at_rate = next(p for p in result.filters if p.at_poison_rate)
     assert at_rate.flagged == at_rate.poisons == 4 * result.levels[1].targets + 20 and at_rate.max_recall == 1.0

@@ -12,7 +12,13 @@ import torch.nn.functional as F
 from encoder_audit.data import DatasetInfo, create_dataset
 from encoder_audit.data.captions import make_paired, synonym_table
 from encoder_audit.defenses.cleanclip import CleanCLIPConfig, cleanclip_finetune, cleanclip_loss, eda_variants
-from encoder_audit.defenses.poison_detector import DetectorConfig, detection_metrics, filter_pairs, score_pairs
+from encoder_audit.defenses.poison_detector import (
+    DetectorConfig,
+    detection_curve,
+    detection_metrics,
+    filter_pairs,
+    score_pairs,
+)
 from encoder_audit.models.clip import CLIPConfig, build_clip
 from encoder_audit.train import TrainConfig
 from encoder_audit.train.clip import build_tokenizer
@@ -138,3 +144,16 @@ def test_eda_p_is_honoured() -> None:
         return float(np.mean([len(v.split()) for v in eda_variants(caption, 300, np.random.default_rng(1), p, table)]))
 
     assert mean_words(0.05) > mean_words(0.3) + 1.5  # deletion follows p: ~0.6 vs ~3.6 words of 12 dropped
+
+
+def test_detection_curve_caps_recall_by_the_removal_budget() -> None:
+    # a perfect detector: the 30 poisons score highest; flagging 10% of 200 pairs can recall 20 of 30 at most
+    truth = np.zeros(200, dtype=bool)
+    truth[:30] = True
+    scores = truth.astype(float) + np.linspace(0, 0.5, 200)[::-1] * 0.1
+    rows = {round(r["fraction"], 3): r for r in detection_curve(scores, truth, (0.1, 0.15, 0.3))}
+    assert rows[0.1]["recall_at_flagged"] == pytest.approx(20 / 30) == rows[0.1]["max_recall"]
+    assert rows[0.15]["recall_at_flagged"] == 1.0 and rows[0.15]["precision_at_flagged"] == 1.0
+    assert rows[0.3]["recall_at_flagged"] == 1.0 and rows[0.3]["precision_at_flagged"] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        detection_curve(scores, truth, (1.0,))

@@ -22,15 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-
-import numpy as np
+from typing import Any
 
 from ..attacks.poisoning.badencoder import run_badencoder
 from ..attacks.poisoning.experiment import (
     ClipExperimentConfig,
     PoisonedRun,
     clean_pairs,
-    evaluate_run,
+    run_defenses,
     run_poisoned_clip,
 )
 from ..attacks.poisoning.plots import plot_backdoor, plot_targeted
@@ -383,136 +382,58 @@ def badencoder_stage(ctx: StageContext, config: PoisoningAuditConfig) -> BadEnco
 # --------------------------------------------------------------------------------------------- defenses
 
 
-def _outcome(defense: str, setting: str, value: float, steps: int, metrics: dict, targets: int) -> DefenseOutcome:
+def _outcome(row: dict[str, Any], targets: int) -> DefenseOutcome:
     return DefenseOutcome(
-        defense=defense,
-        setting=setting,
-        value=value,
-        steps=steps,
-        targeted_hits=round(metrics["targeted_success"] * targets),
+        defense=str(row.get("defense", "none")),
+        setting=str(row.get("setting", "")),
+        value=float(row.get("value", 0.0)),
+        steps=int(row.get("steps", 0)),
+        targeted_hits=round(row["targeted_success"] * targets),
         targets=targets,
-        backdoor_asr=float(metrics["backdoor_asr"]),
-        clean_zeroshot=float(metrics["clean_zeroshot_top1"]),
+        backdoor_asr=float(row["backdoor_asr"]),
+        clean_zeroshot=float(row["clean_zeroshot_top1"]),
+        removed_pairs=int(row.get("removed_pairs", 0)),
+        clean_removed=int(row.get("clean_removed", 0)),
+        seconds=float(row.get("seconds", 0.0)),
     )
-
-
-def _filter(
-    name: str,
-    ctx: StageContext,
-    config: PoisoningAuditConfig,
-    exp: ClipExperimentConfig,
-    run: PoisonedRun,
-    trusted: object,
-) -> tuple[list[FilterPoint], list[DefenseOutcome]]:
-    from ..defenses.poison_detector import DetectorConfig, detection_curve, filter_pairs, score_pairs
-    from ..train.clip import train_clip
-
-    n = len(run.paired)
-    is_poison = run.manifests["targeted"].is_poison(n) | run.manifests["backdoor"].is_poison(n)
-    rate = float(is_poison.sum()) / n
-    method = name.split("-", 1)[1]
-    scorer = run.model
-    if method == "similarity":
-        scorer, _ = train_clip(
-            trusted,  # type: ignore[arg-type]
-            image_encoder=exp.image_encoder,
-            config=exp.clip_config(),
-            train=exp.train_config(derive_seed(ctx.seed, "reference")),
-            tokenizer=run.model.tokenizer,
-            progress=ctx.progress,
-        )
-    scores = score_pairs(scorer, run.paired, DetectorConfig(method=method))
-    fractions = sorted({*config.filter_fractions, rate}) if 0 < rate < 1 else list(config.filter_fractions)
-    points = [
-        FilterPoint(
-            defense=name,
-            fraction=p["fraction"],
-            flagged=int(p["flagged"]),
-            poisons=int(p["poisons"]),
-            recall=float(p["recall_at_flagged"]),
-            precision=float(p["precision_at_flagged"]),
-            max_recall=float(p["max_recall"]),
-            auroc=float(p["auroc"]),
-            at_poison_rate=abs(p["fraction"] - rate) < 1e-12,
-        )
-        for p in detection_curve(scores, is_poison, fractions)
-    ]
-    outcomes = []
-    if config.filter_retrain and 0 < rate < 1:
-        t0 = time.perf_counter()
-        kept, rows = filter_pairs(run.paired, scores, rate)
-        retrained, _ = train_clip(
-            kept,
-            image_encoder=exp.image_encoder,
-            config=exp.clip_config(),
-            train=exp.train_config(ctx.seed),
-            tokenizer=run.model.tokenizer,
-            progress=ctx.progress,
-        )
-        after = evaluate_run(retrained, ctx.data.test, run.manifests["targeted"], exp, seed=ctx.seed)
-        steps = exp.epochs * (len(kept) // exp.batch_size)
-        o = _outcome(name, "removed", rate, steps, after, exp.targets)
-        removed = np.setdiff1d(np.arange(n), rows)
-        o.removed_pairs, o.clean_removed = len(removed), int((~is_poison[removed]).sum())
-        o.seconds = round(time.perf_counter() - t0, 1)
-        outcomes.append(o)
-    return points, outcomes
-
-
-def _cleanclip(
-    ctx: StageContext, config: PoisoningAuditConfig, exp: ClipExperimentConfig, run: PoisonedRun, trusted: object
-) -> list[DefenseOutcome]:
-    from ..defenses.cleanclip import cleanclip_finetune
-    from ..train.loop import TrainConfig
-
-    marks = set(config.cleanclip_epochs)
-    per_epoch = max(1, len(trusted) // exp.batch_size)  # type: ignore[arg-type]
-    out: list[DefenseOutcome] = []
-    t0 = time.perf_counter()
-
-    def measure(epoch: int, model: object) -> None:
-        if epoch in marks:
-            after = evaluate_run(model, ctx.data.test, run.manifests["targeted"], exp, seed=ctx.seed)  # type: ignore[arg-type]
-            o = _outcome("cleanclip", "epochs", float(epoch), epoch * per_epoch, after, exp.targets)
-            o.seconds = round(time.perf_counter() - t0, 1)
-            out.append(o)
-
-    cleanclip_finetune(
-        run.model,
-        trusted,  # type: ignore[arg-type]
-        train=TrainConfig(
-            epochs=max(marks),
-            batch_size=exp.batch_size,
-            lr=config.cleanclip_lr,
-            schedule="constant",
-            seed=derive_seed(ctx.seed, "cleanclip"),
-            checkpoint_every=0,
-            device=exp.device,
-        ),
-        progress=ctx.progress,
-        on_epoch_end=measure,
-    )
-    return out
 
 
 def defense_stage(
     ctx: StageContext, config: PoisoningAuditConfig, exp: ClipExperimentConfig, run: PoisonedRun
 ) -> tuple[list[FilterPoint], list[DefenseOutcome]]:
     """Every configured defense on the strongest poisoned run; the first outcome is that run undefended."""
-    base = _outcome("none", "", 0.0, 0, run.metrics, exp.targets)
-    filters: list[FilterPoint] = []
-    outcomes = [base]
     trusted = make_paired(
         subsample(ctx.data.nonmembers, config.trusted_pairs, derive_seed(ctx.seed, "trusted")),
         seed=derive_seed(ctx.seed, "trusted-captions"),
     )
-    for name in config.defenses:
-        if name.startswith("filter-"):
-            pts, outs = _filter(name, ctx, config, exp, run, trusted)
-            filters += pts
-            outcomes += outs
-        elif name == "cleanclip":
-            outcomes += _cleanclip(ctx, config, exp, run, trusted)
+    out = run_defenses(
+        run,
+        ctx.data.test,
+        trusted,
+        config=exp,
+        defenses=config.defenses,
+        filter_fractions=config.filter_fractions,
+        retrain_fractions=(0.0,) if config.filter_retrain else (),
+        cleanclip_epochs=config.cleanclip_epochs,
+        cleanclip_lr=config.cleanclip_lr,
+        seed=ctx.seed,
+        progress=ctx.progress,
+    )
+    filters = [
+        FilterPoint(
+            defense=str(p["defense"]),
+            fraction=float(p["fraction"]),
+            flagged=int(p["flagged"]),
+            poisons=int(p["poisons"]),
+            recall=float(p["recall_at_flagged"]),
+            precision=float(p["precision_at_flagged"]),
+            max_recall=float(p["max_recall"]),
+            auroc=float(p["auroc"]),
+            at_poison_rate=bool(p["at_poison_rate"]),
+        )
+        for p in out["filters"]
+    ]
+    outcomes = [_outcome(out["before"], exp.targets)] + [_outcome(r, exp.targets) for r in out["after"]]
     return filters, outcomes
 
 

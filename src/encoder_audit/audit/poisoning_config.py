@@ -57,19 +57,23 @@ class PoisoningAuditConfig:
         medium_gain: gain over the control at which it counts as a partial effect.
     """
 
+    # quick: three trainings of 140 Adam steps (500 pairs, batch 64, 20 epochs) and BadEncoder at 375 steps of
+    # batch 32 on the 4,000-image shadow split (ASR 0.75 on the quick victim, docs/benchmarks/poisoning.md)
     experiment: ClipExperimentConfig = field(
-        default_factory=lambda: ClipExperimentConfig(train_size=500, epochs=30, eval_images=1000)
+        default_factory=lambda: ClipExperimentConfig(train_size=500, epochs=20, eval_images=1000)
     )
-    levels: tuple[tuple[int, int], ...] = ((0, 0), (4, 25))
-    positive_control: tuple[int, int] | None = (32, 125)
-    badencoder: BadEncoderConfig = field(default_factory=lambda: BadEncoderConfig(shadow_size=1000, epochs=5))
+    levels: tuple[tuple[int, int], ...] = ((0, 0), (2, 20))
+    positive_control: tuple[int, int] | None = (8, 100)
+    badencoder: BadEncoderConfig = field(
+        default_factory=lambda: BadEncoderConfig(shadow_size=4000, epochs=3, batch_size=32)
+    )
     run_badencoder: bool = True
     downstream_train: int = 3000
     downstream_test: int = 1000
     defenses: tuple[str, ...] = ("filter-density", "cleanclip")
     filter_fractions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3)
     filter_retrain: bool = False
-    cleanclip_epochs: tuple[int, ...] = (2, 6)
+    cleanclip_epochs: tuple[int, ...] = (2, 8)
     cleanclip_lr: float = 5e-4
     trusted_pairs: int = 500
     high_gain: float = 0.5

@@ -152,25 +152,30 @@ def run_clip_job(
         used = set(clean.images.indices.tolist()) if clean.images.indices is not None else set()
         rest = train.subset(sorted(set(range(len(train))) - used))
         trusted = make_paired(subsample(rest, job.trusted_pairs, derive_seed(job.seed, "trusted")), seed=job.seed + 1)
-        drows = run_defenses(
+        out = run_defenses(
             last,
             test,
             trusted,
             config=cfg,
             defenses=job.defenses,
-            remove_fraction=job.remove_fraction,
-            cleanclip_epochs=job.cleanclip_epochs,
+            filter_fractions=(job.remove_fraction,),
+            retrain_fractions=(job.remove_fraction,),
+            cleanclip_epochs=(job.cleanclip_epochs,),
             seed=job.seed,
             progress=progress,
         )
-        results["defenses"] = drows
+        results["defenses"] = out
         metric = "targeted_success" if job.attack == "targeted" else "backdoor_asr"
-        for d in drows:
-            det = d.get("detection")
-            extra = f", detector AUROC {det['auroc']:.3f}" if det else ""
+        before = out["before"]
+        for p in out["filters"]:
             say(
-                f"{d['defense']}: {metric} {d['before'][metric]:.3f} -> {d['after'][metric]:.3f}, clean zero-shot "
-                f"{d['before']['clean_zeroshot_top1']:.3f} -> {d['after']['clean_zeroshot_top1']:.3f}{extra}"
+                f"{p['defense']}: flags {p['flagged']} pairs ({100 * p['fraction']:.1f}%): recall "
+                f"{p['recall_at_flagged']:.2f}, precision {p['precision_at_flagged']:.2f}, AUROC {p['auroc']:.3f}"
+            )
+        for d in out["after"]:
+            say(
+                f"{d['defense']} ({d['setting']} {d['value']:g}): {metric} {before[metric]:.3f} -> {d[metric]:.3f}, "
+                f"clean zero-shot {before['clean_zeroshot_top1']:.3f} -> {d['clean_zeroshot_top1']:.3f}"
             )
     run_dir.save_results(results, kind="poison-clip")
     return results

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...data.base import ImageDataset
@@ -280,6 +281,122 @@ def run_sweep(
 
 
 DEFENSES = ("cleanclip", "filter-similarity", "filter-density")
+_KEYS = ("clean_zeroshot_top1", "targeted_success", "targeted_mean_rank", "backdoor_asr", "backdoor_zscore")
+
+
+def _after(
+    name: str, setting: str, value: float, steps: int, metrics: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    return {
+        "defense": name,
+        "setting": setting,
+        "value": value,
+        "steps": steps,
+        **{k: metrics[k] for k in _KEYS if k in metrics},
+        "seconds": round(seconds, 1),
+    }
+
+
+def _cleanclip_sweep(
+    run: PoisonedRun,
+    test: ImageDataset,
+    trusted: PairedDataset,
+    c: ClipExperimentConfig,
+    epochs: tuple[int, ...],
+    lr: float,
+    seed: int,
+    progress: bool | None,
+) -> list[dict[str, Any]]:
+    """CleanCLIP fine-tuning at a constant learning rate, the attacks measured after each of ``epochs``."""
+    from ...defenses.cleanclip import cleanclip_finetune
+
+    marks = set(epochs)
+    per_epoch = max(1, len(trusted) // c.batch_size)
+    run_seed = int(run.metrics.get("seed", seed))
+    out: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    def measure(epoch: int, model: CLIPModel) -> None:
+        if epoch in marks:
+            m = evaluate_run(model, test, run.manifests["targeted"], c, seed=run_seed)
+            out.append(_after("cleanclip", "epochs", float(epoch), epoch * per_epoch, m, time.perf_counter() - t0))
+
+    cleanclip_finetune(
+        run.model,
+        trusted,
+        train=TrainConfig(
+            epochs=max(marks),
+            batch_size=c.batch_size,
+            lr=lr,
+            schedule="constant",
+            seed=derive_seed(seed, "cleanclip"),
+            checkpoint_every=0,
+            device=c.device,
+        ),
+        progress=progress,
+        on_epoch_end=measure,
+    )
+    return out
+
+
+def _filter_sweep(
+    name: str,
+    run: PoisonedRun,
+    test: ImageDataset,
+    trusted: PairedDataset,
+    c: ClipExperimentConfig,
+    fractions: tuple[float, ...],
+    retrain: tuple[float, ...],
+    seed: int,
+    progress: bool | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A filter's precision / recall over removal fractions (plus the true poisoned fraction), and the
+    attacks after retraining without the flagged pairs at each fraction of ``retrain`` (0 = the true
+    poisoned fraction)."""
+    from ...defenses.poison_detector import DetectorConfig, detection_curve, filter_pairs, score_pairs
+
+    n = len(run.paired)
+    is_poison = run.manifests["targeted"].is_poison(n) | run.manifests["backdoor"].is_poison(n)
+    rate = float(is_poison.sum()) / n
+    run_seed = int(run.metrics.get("seed", seed))
+    method = name.split("-", 1)[1]
+    scorer = run.model
+    if method == "similarity":
+        scorer, _ = train_clip(
+            trusted,
+            image_encoder=c.image_encoder,
+            config=c.clip_config(),
+            train=c.train_config(derive_seed(seed, "reference")),
+            tokenizer=run.model.tokenizer,
+            progress=progress,
+        )
+    scores = score_pairs(scorer, run.paired, DetectorConfig(method=method))
+    with_rate = {*fractions, rate} if 0 < rate < 1 else set(fractions)
+    curve = [
+        {"defense": name, **p, "at_poison_rate": abs(p["fraction"] - rate) < 1e-12}
+        for p in detection_curve(scores, is_poison, sorted(with_rate))
+    ]
+    outcomes = []
+    for q in retrain:
+        q = rate if q == 0 else q
+        if not 0 < q < 1:
+            continue
+        t0 = time.perf_counter()
+        kept, rows = filter_pairs(run.paired, scores, q)
+        retrained, _ = train_clip(
+            kept,
+            image_encoder=c.image_encoder,
+            config=c.clip_config(),
+            train=c.train_config(run_seed),
+            tokenizer=run.model.tokenizer,
+            progress=progress,
+        )
+        m = evaluate_run(retrained, test, run.manifests["targeted"], c, seed=run_seed)
+        row = _after(name, "removed", q, c.epochs * (len(kept) // c.batch_size), m, time.perf_counter() - t0)
+        removed = np.setdiff1d(np.arange(n), rows)
+        row |= {"removed_pairs": len(removed), "clean_removed": int((~is_poison[removed]).sum())}
+        outcomes.append(row)
+    return curve, outcomes
 
 
 def run_defenses(
@@ -289,90 +406,51 @@ def run_defenses(
     *,
     config: ClipExperimentConfig | None = None,
     defenses: tuple[str, ...] = DEFENSES,
-    remove_fraction: float = 0.1,
-    cleanclip_epochs: int = 3,
+    filter_fractions: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3),
+    retrain_fractions: tuple[float, ...] = (0.0,),
+    cleanclip_epochs: tuple[int, ...] = (1, 3, 10),
+    cleanclip_lr: float = 5e-4,
     seed: int = 0,
     progress: bool | None = False,
-) -> list[dict[str, Any]]:
-    """Apply each defense to a poisoned run and measure the attacks again (before/after rows).
+) -> dict[str, Any]:
+    """Apply each defense to a poisoned run and measure the attacks again, over each defense's sweep.
 
     Args:
         run: the poisoned run (model, pairs, manifests, metrics).
         test: the evaluation set used for ``run``.
-        trusted: clean pairs the defender owns (CleanCLIP fine-tuning data; reference model of the filter).
+        trusted: clean pairs the defender owns (CleanCLIP's fine-tuning data; the similarity
+            filter's reference model).
         config: the run's experiment config.
-        defenses: ``cleanclip`` (fine-tune), ``filter-similarity`` (reference-model image-caption
-            cosine), ``filter-density`` (kNN density in the poisoned model's image space); the filters
-            drop ``remove_fraction`` of the pairs and retrain from scratch.
-        remove_fraction: share of pairs a filter removes.
-        cleanclip_epochs: CleanCLIP fine-tuning epochs.
+        defenses: ``cleanclip``, ``filter-similarity`` (reference-model image-caption cosine),
+            ``filter-density`` (kNN density in the poisoned model's image space).
+        filter_fractions: removal fractions of the filters' precision / recall sweep (the true
+            poisoned fraction is added).
+        retrain_fractions: fractions at which a filter's kept pairs are trained on again from
+            scratch (0 = the true poisoned fraction, where every poison fits the removal budget).
+        cleanclip_epochs: CleanCLIP epochs at which the attacks are measured (one run, constant lr).
+        cleanclip_lr: CleanCLIP learning rate.
         seed: defense seed (retraining uses the run's seed so only the data changes).
         progress: progress bars.
-    """
-    from ...defenses.cleanclip import cleanclip_finetune
-    from ...defenses.poison_detector import DetectorConfig, detection_metrics, filter_pairs, score_pairs
 
+    Returns:
+        ``{"before": metrics, "filters": [curve rows], "after": [one row per defense setting]}``.
+    """
     c = config or ClipExperimentConfig()
     unknown = set(defenses) - set(DEFENSES)
     if unknown:
         raise ValueError(f"unknown defense(s) {sorted(unknown)}; choose from {list(DEFENSES)}")
-    keys = ("clean_zeroshot_top1", "targeted_success", "targeted_mean_rank", "backdoor_asr", "backdoor_zscore")
-    before = {k: run.metrics[k] for k in keys if k in run.metrics}
-    is_poison = run.manifests["targeted"].is_poison(len(run.paired)) | run.manifests["backdoor"].is_poison(
-        len(run.paired)
-    )
-    run_seed = int(run.metrics.get("seed", seed))
-    out = []
-    reference = None
+    before = {k: run.metrics[k] for k in _KEYS if k in run.metrics}
+    curves: list[dict[str, Any]] = []
+    after: list[dict[str, Any]] = []
     for name in defenses:
-        t0 = time.perf_counter()
-        row: dict[str, Any] = {"defense": name, "before": before}
         if name == "cleanclip":
-            tuned = cleanclip_finetune(
-                run.model,
-                trusted,
-                train=TrainConfig(
-                    epochs=cleanclip_epochs,
-                    batch_size=c.batch_size,
-                    lr=5e-4,
-                    seed=seed,
-                    checkpoint_every=0,
-                    device="cpu",
-                ),
-                progress=progress,
-            )
-            after = evaluate_run(tuned, test, run.manifests["targeted"], c, seed=run_seed)
-            row["trusted_pairs"] = len(trusted)
+            after += _cleanclip_sweep(run, test, trusted, c, cleanclip_epochs, cleanclip_lr, seed, progress)
         else:
-            method = name.split("-", 1)[1]
-            if method == "similarity":
-                if reference is None:
-                    reference, _ = train_clip(
-                        trusted,
-                        image_encoder=c.image_encoder,
-                        config=c.clip_config(),
-                        train=c.train_config(derive_seed(seed, "reference")),
-                        tokenizer=run.model.tokenizer,
-                        progress=progress,
-                    )
-                scorer = reference
-            else:
-                scorer = run.model
-            det = DetectorConfig(method=method, remove_fraction=remove_fraction)
-            scores = score_pairs(scorer, run.paired, det)
-            row["detection"] = detection_metrics(scores, is_poison, remove_fraction)
-            kept, _ = filter_pairs(run.paired, scores, remove_fraction)
-            retrained, _ = train_clip(
-                kept,
-                image_encoder=c.image_encoder,
-                config=c.clip_config(),
-                train=c.train_config(run_seed),
-                tokenizer=run.model.tokenizer,
-                progress=progress,
+            curve, rows = _filter_sweep(
+                name, run, test, trusted, c, filter_fractions, retrain_fractions, seed, progress
             )
-            after = evaluate_run(retrained, test, run.manifests["targeted"], c, seed=run_seed)
-        row["after"] = {k: after[k] for k in keys if k in after}
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        log.info("defense %s: before %s after %s", name, row["before"], row["after"])
-        out.append(row)
-    return out
+            curves += curve
+            after += rows
+    for row in after:
+        log.info("defense %s %s=%s: before %s after %s", row["defense"], row["setting"], row["value"], before, row)
+    return {"before": before, "filters": curves, "after": after}

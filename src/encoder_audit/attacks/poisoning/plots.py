@@ -12,7 +12,7 @@ __all__ = ["aggregate", "plot_backdoor", "plot_targeted"]
 
 
 def aggregate(rows: list[dict[str, Any]], count_key: str, metrics: list[str]) -> list[dict[str, Any]]:
-    """Mean and std over seeds of ``metrics`` per value of ``count_key`` (sorted by count)."""
+    """Mean and sample std over seeds of ``metrics`` per value of ``count_key`` (sorted by count)."""
     groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[int(r[count_key])].append(r)
@@ -27,7 +27,7 @@ def aggregate(rows: list[dict[str, Any]], count_key: str, metrics: list[str]) ->
         for m in metrics:
             vals = np.array([float(r[m]) for r in g if m in r])
             rec[m] = float(vals.mean()) if len(vals) else float("nan")
-            rec[m + "_std"] = float(vals.std()) if len(vals) > 1 else 0.0
+            rec[m + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
         out.append(rec)
     return out
 

@@ -1,96 +1,168 @@
-"""HTTP embedding throughput at batch 256 over loopback vs in-process batched inference of the same
-encoder, in the same run.
+"""HTTP embedding throughput over loopback in every wire format vs in-process batched inference of the
+same encoder, all in one run with the measurements interleaved.
 
-    python benchmarks/service_throughput.py --checkpoint /tmp/victim/encoder.safetensors --threads 2
+    python benchmarks/service_throughput.py --threads 1                       # untrained cnn-small
+    python benchmarks/service_throughput.py --checkpoint /tmp/victim/encoder.safetensors --threads 1
 
-The server is a separate ``encoder-audit serve`` process (as a real deployment); the client sends
-``.npy`` float32 (or uint8) batches of 256 images and reads ``.npy`` back. Reported: images/s
-in-process, images/s over HTTP with 1 and 2 concurrent client connections, the ratios, and the
-same per CPU-second (client + server processes) for shared machines.
+The server is a separate ``encoder-audit serve`` process (as a real deployment); one client connection
+sends batches of ``--batch`` Fashion-MNIST test images in each format:
+
+* ``npy``: float32 ``.npy`` in, ``.npy`` out (what ``RemoteEncoder`` does);
+* ``npy->json``: float32 ``.npy`` in, JSON out (parsed by the client with the standard ``json``);
+* ``png->json``: one PNG file per image in a multipart body, JSON out (the quick-start curl path);
+* ``png->npy``: multipart PNGs in, ``.npy`` out.
+
+Request bodies (``.npy`` files, multipart PNG bodies) are encoded before the clock starts (a client's
+own cost); sending them, the server's work and parsing the response are timed. Reported per format:
+images/s (wall), images per CPU-second of the processes doing the work (client + server for HTTP),
+and both as ratios to in-process inference.
+Throughput does not depend on the weights, so an untrained encoder of the victim's architecture
+(cnn-small, 1x28x28 -> 128-d) is served unless ``--checkpoint`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
-import threading
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx
+import numpy as np
 import torch
 from service_common import process_cpu_seconds, serve_subprocess
 
 from encoder_audit.data import create_dataset
-from encoder_audit.service.client import RemoteEncoder
 from encoder_audit.victim import load_encoder
 
-
-def in_process(encoder, x: torch.Tensor, batch: int, repeats: int) -> float:
-    rates = []
-    encoder.embed(x[:batch])  # warm-up
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(0, len(x), batch):
-            encoder.embed(x[i : i + batch])
-        rates.append(len(x) / (time.perf_counter() - t0))
-    return statistics.median(rates)
+NPY = "application/x-npy"
+FORMATS = ("npy", "npy->json", "png->json", "png->npy")
 
 
-def over_http(url: str, key: str, x: torch.Tensor, batch: int, repeats: int, clients: int, wire: str) -> float:
-    remotes = [RemoteEncoder(url, key, batch_size=batch, wire_dtype=wire) for _ in range(clients)]
-    remotes[0].embed(x[:batch])  # warm-up
-    rates = []
-    for _ in range(repeats):
-        parts = x.chunk(clients)
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
 
-        threads = [threading.Thread(target=remotes[i].embed, args=(parts[i],)) for i in range(clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        rates.append(len(x) / (time.perf_counter() - t0))
-    return statistics.median(rates)
+
+def png_bytes(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def multipart(pngs: list[bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body with one ``image`` file field per PNG (as ``curl -F image=@a.png``)."""
+    boundary = "encoderauditbench"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + png
+        + b"\r\n"
+        for i, png in enumerate(pngs)
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def in_process(encoder, x: torch.Tensor, batch: int) -> None:
+    for i in range(0, len(x), batch):
+        encoder.embed(x[i : i + batch])
+
+
+def make_requests(x: torch.Tensor, batch: int, fmt: str) -> list[dict]:
+    """Request keyword arguments for httpx, one per batch, encoded ahead of time."""
+    out = []
+    for i in range(0, len(x), batch):
+        chunk = x[i : i + batch]
+        accept = NPY if fmt.endswith("npy") else "application/json"
+        if fmt.startswith("png"):
+            u8 = (chunk[:, 0] * 255).round().to(torch.uint8).numpy()
+            body, ctype = multipart([png_bytes(u8[j]) for j in range(len(u8))])
+            out.append({"content": body, "headers": {"Content-Type": ctype, "Accept": accept}})
+        else:
+            body = npy_bytes(chunk.numpy().astype(np.float32))
+            out.append({"content": body, "headers": {"Content-Type": NPY, "Accept": accept}})
+    return out
+
+
+def over_http(http: httpx.Client, requests: list[dict], fmt: str, dim: int) -> None:
+    for kw in requests:
+        r = http.post("/v1/embeddings", **kw)
+        r.raise_for_status()
+        if fmt.endswith("json"):
+            emb = np.asarray(json.loads(r.content)["embeddings"], dtype=np.float32)
+        else:
+            emb = np.load(io.BytesIO(r.content), allow_pickle=False)
+        assert emb.shape[1] == dim
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", default=None, help="encoder to serve (default: an untrained cnn-small)")
     p.add_argument("--images", type=int, default=4096)
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2, help="torch threads, in-process and in the server")
-    p.add_argument("--wire", default="float32", choices=["float32", "uint8"])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads, in-process and in the server")
+    p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ", ".join(FORMATS))
     args = p.parse_args()
+    formats = [f for f in args.formats.split(",") if f]
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        p.error(f"unknown formats {sorted(unknown)}")
     torch.set_num_threads(args.threads)
     ds = create_dataset("fashion-mnist", "test")
     x = ds.float_images(torch.arange(args.images))
-    encoder = load_encoder(args.checkpoint)
-    result = {"images": args.images, "batch": args.batch, "threads": args.threads, "wire": args.wire}
-    with serve_subprocess(args.checkpoint, threads=args.threads) as (url, key, pid):
-        # Interleave the measurements so background load affects all alike. Besides wall-clock rates,
-        # record CPU seconds (this process, plus the server process for HTTP): on a shared machine the
-        # scheduler gives more runnable threads more CPU, which wall-clock ratios cannot separate.
-        stats: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in ("local", "http1", "http2")}
-        for _ in range(args.repeats):
-            for name, fn in (
-                ("local", lambda: in_process(encoder, x, args.batch, 1)),
-                ("http1", lambda: over_http(url, key, x, args.batch, 1, 1, args.wire)),
-                ("http2", lambda: over_http(url, key, x, args.batch, 1, 2, args.wire)),
-            ):
-                c0 = time.process_time() + (process_cpu_seconds(pid) if name != "local" else 0.0)
-                rate = fn()
-                c1 = time.process_time() + (process_cpu_seconds(pid) if name != "local" else 0.0)
-                stats[name]["wall"].append(rate)
-                stats[name]["cpu"].append(len(x) / max(c1 - c0, 1e-9))
-    for name, label in (("local", "in_process"), ("http1", "http_1_client"), ("http2", "http_2_clients")):
-        result[f"{label}_img_s"] = round(statistics.median(stats[name]["wall"]), 1)
-        result[f"{label}_img_per_cpu_s"] = round(statistics.median(stats[name]["cpu"]), 1)
-    for label in ("http_1_client", "http_2_clients"):
-        result[f"ratio_{label}"] = round(result[f"{label}_img_s"] / result["in_process_img_s"], 3)
-        result[f"cpu_ratio_{label}"] = round(result[f"{label}_img_per_cpu_s"] / result["in_process_img_per_cpu_s"], 3)
-    result["load_average"] = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="svc-tput-") as tmp:
+        ckpt = args.checkpoint
+        if ckpt is None:
+            from encoder_audit.models import create_encoder, save_encoder
+
+            ckpt = str(save_encoder(Path(tmp) / "enc.safetensors", create_encoder("cnn-small", 1, image_size=28)))
+        encoder = load_encoder(ckpt)
+        dim = int(encoder.embedding_dim)
+        bodies = {fmt: make_requests(x, args.batch, fmt) for fmt in formats}
+        result: dict = {
+            "images": args.images,
+            "batch": args.batch,
+            "threads": args.threads,
+            "checkpoint": args.checkpoint,
+        }
+        with serve_subprocess(ckpt, threads=args.threads) as (url, key, pid):
+            http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
+            work: dict[str, Callable[[], None]] = {"in_process": lambda: in_process(encoder, x, args.batch)}
+            for fmt in formats:
+                work[fmt] = lambda fmt=fmt: over_http(http, bodies[fmt], fmt, dim)
+            for fn in work.values():  # warm-up (one batch would do; a full pass is simpler)
+                fn()
+            stats: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in work}
+            for _ in range(args.repeats):
+                for name, fn in work.items():
+                    server_cpu = (lambda: process_cpu_seconds(pid)) if name != "in_process" else (lambda: 0.0)
+                    c0, t0 = time.process_time() + server_cpu(), time.perf_counter()
+                    fn()
+                    t1, c1 = time.perf_counter(), time.process_time() + server_cpu()
+                    stats[name]["wall"].append(len(x) / (t1 - t0))
+                    stats[name]["cpu"].append(len(x) / max(c1 - c0, 1e-9))
+            http.close()
+    base_wall = statistics.median(stats["in_process"]["wall"])
+    base_cpu = statistics.median(stats["in_process"]["cpu"])
+    for name in work:
+        wall, cpu = statistics.median(stats[name]["wall"]), statistics.median(stats[name]["cpu"])
+        result[name] = {
+            "img_s": round(wall, 1),
+            "ratio": round(wall / base_wall, 3),
+            "img_per_cpu_s": round(cpu, 1),
+            "cpu_ratio": round(cpu / base_cpu, 3),
+            "img_s_all": [round(v, 1) for v in stats[name]["wall"]],
+        }
+    result["load_average"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(result, indent=2))
 
 

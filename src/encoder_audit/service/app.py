@@ -10,8 +10,9 @@ Endpoints:
   3. headers only: image count, each image's size, the request's pixel total (400/413/415/422);
   4. a ledger **reservation** of the images (429 ``budget_exhausted`` with the remaining queries;
      nothing held or charged);
-  5. decoding, each image resized right after it is decoded, at most ``decode_concurrency`` at once
-     in the whole process (400/413/422: released);
+  5. decoding, once the request is among the ``max_decoded_requests`` allowed to hold decoded
+     images, each image resized right after it is decoded, at most ``decode_concurrency`` images at
+     once in the whole process (400/413/422: released);
   6. a wait for the model (one forward pass at a time), abandoned when the client disconnects
      (released) or after ``request_timeout`` (503 ``timeout``, released);
   7. inference and defenses (a failure: 500, released);
@@ -157,6 +158,7 @@ class EmbeddingService:
         self._decode_gate = threading.BoundedSemaphore(config.decode_concurrency)
         self._defense_lock = threading.Lock()  # stateful defenses (noise generators, B4B coverage)
         self._infer_lock: asyncio.Lock | None = None
+        self._staging: asyncio.Semaphore | None = None
         self._owns_ledger = not isinstance(ledger, BaseLedger)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -178,6 +180,7 @@ class EmbeddingService:
         if freed:
             log.warning("released %d images held by expired reservations", freed)
         self._infer_lock = asyncio.Lock() if self.config.serialize_inference else None
+        self._staging = asyncio.Semaphore(self.config.max_decoded_requests)
         log.info("serving %d account(s); ledger %s", len(self.keys), self.ledger.location)
 
     def stop(self) -> None:
@@ -291,9 +294,10 @@ class EmbeddingService:
         )
 
     @asynccontextmanager
-    async def _model_slot(self, watch: ClientWatch, deadline: float) -> AsyncIterator[None]:
-        """Wait for the model (FIFO), giving up when the client leaves or the deadline passes."""
-        lock = self._infer_lock
+    async def _slot(
+        self, lock: asyncio.Lock | asyncio.Semaphore | None, watch: ClientWatch, deadline: float
+    ) -> AsyncIterator[None]:
+        """Wait for a lock or semaphore (FIFO), giving up when the client leaves or the deadline passes."""
         if lock is None:
             yield
             return
@@ -378,10 +382,14 @@ class EmbeddingService:
         watch = ClientWatch(request.receive)
         watch.start()
         try:
-            x = await run_in_threadpool(self._decode, pending, watch, deadline)
-            del pending
-            async with self._model_slot(watch, deadline):
-                emb = await run_in_threadpool(self._forward, x, spec.name)
+            # At most ``max_decoded_requests`` requests hold decoded images (decoding, waiting for the
+            # model, or in it), so queued requests keep only their bodies in memory.
+            async with self._slot(self._staging, watch, deadline):
+                x = await run_in_threadpool(self._decode, pending, watch, deadline)
+                del pending
+                async with self._slot(self._infer_lock, watch, deadline):
+                    emb = await run_in_threadpool(self._forward, x, spec.name)
+                del x
             if watch.lost.is_set():
                 raise _gone()
             if time.monotonic() > deadline:

@@ -20,8 +20,11 @@ class ServiceConfig:
         also checked from the headers alone: it bounds the decoding work one request can cause.
     max_body_bytes: request body cap, enforced while the bytes arrive (413).
     decode_concurrency: images decoded at the same time in the whole process; each image is resized
-        to the encoder's input right after it is decoded, so decoded memory is bounded by this many
-        full-size images, however many requests arrive.
+        to the encoder's input right after it is decoded, so full-size decoded memory is bounded by
+        this many images, however many requests arrive.
+    max_decoded_requests: requests that may hold decoded (input-size) images at once: decoding,
+        waiting for the model or in it. Others wait with only their body in memory. 2 keeps the
+        next batch decoded while one runs.
     request_timeout: seconds from the arrival of a request's body to the start of its answer
         (waiting for the model included); later, the request is answered 503 ``timeout`` and its
         reservation released.
@@ -41,6 +44,7 @@ class ServiceConfig:
     max_request_pixels: int = 64 * 1024 * 1024
     max_body_bytes: int = 64 * 1024 * 1024
     decode_concurrency: int = 2
+    max_decoded_requests: int = 2
     request_timeout: float = 60.0
     write_timeout: float = 30.0
     sqlite_synchronous: str = "FULL"
@@ -60,6 +64,8 @@ class ServiceConfig:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.decode_concurrency < 1:
             raise ValueError(f"decode_concurrency must be >= 1, got {self.decode_concurrency}")
+        if self.max_decoded_requests < 1:
+            raise ValueError(f"max_decoded_requests must be >= 1, got {self.max_decoded_requests}")
         for name in ("request_timeout", "write_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

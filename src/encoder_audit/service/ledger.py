@@ -14,11 +14,11 @@ A request goes through three ledger operations:
 
 **Guarantee.** A client can only hold a complete response whose images were charged, so the images
 an account receives never exceed its budget. No account pays for images it did not receive, except
-in one window per response, between the commit and the hand-over of the last byte (plus at most the
-16 KiB a connection may still buffer after draining): a server killed in that window (``kill -9``,
-power cut), or a client that disconnects in it, leaves a charged response its client never
-completed. The window is the time the event loop takes to resume after the commit, typically well
-under a millisecond.
+in one window per response, between the commit and the hand-over of the last byte (plus the bytes
+still in the server's write buffer then: less than its 64 KiB high-water mark). A server killed in
+that window (``kill -9``, power cut), or a client that disconnects in it, leaves a charged response
+its client never completed. The window is the time the event loop takes to resume after the commit,
+typically well under a millisecond.
 
 Reservations left by a dead process are released by any server once they are older than
 ``ServiceConfig.reservation_ttl`` (request time-out + write time-out + 5 s): on start-up, and for an

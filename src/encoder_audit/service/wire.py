@@ -35,7 +35,6 @@ import contextlib
 import io
 import json
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -309,25 +308,29 @@ def png_header(data: bytes, limits: Limits, *, index: int = 0) -> PngHeader:
     return PngHeader(w, h, 1 if color == 0 else 3)
 
 
-def decode_png(data: bytes, limits: Limits, *, index: int = 0, shape: Shape | None = None) -> torch.Tensor:
-    """One PNG -> (1, C, H, W) float in [0, 1], resized to ``shape`` (C, H, W) if given.
+def _png_pixels(data: bytes, limits: Limits, index: int) -> np.ndarray:
+    """Decode one PNG to its pixels: uint8 (H, W) or (H, W, 3), or float32 (H, W) in [0, 1] for 16-bit.
 
-    The pixel limit is checked from the header before decoding; Pillow's own decompression-bomb
-    limit (``Image.MAX_IMAGE_PIXELS``) is answered 413 ``image_too_large`` as well.
+    The pixel limit is checked from the header before decoding, and so is Pillow's own
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``): both are answered 413 ``image_too_large``.
     """
     from PIL import Image, UnidentifiedImageError
 
-    png_header(data, limits, index=index)
+    header = png_header(data, limits, index=index)
     where = f"image {index}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data), formats=["PNG"])
-            opened.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    bomb = Image.MAX_IMAGE_PIXELS
+    if bomb is not None and header.width * header.height > bomb:
         raise ApiError(
-            413, "image_too_large", f"{where} exceeds the image decoder's size limit: {exc}", limit=limits.max_pixels
-        ) from None
+            413,
+            "image_too_large",
+            f"{where} of {header.height}x{header.width} pixels exceeds the image decoder's limit of {bomb} pixels",
+            limit=min(limits.max_pixels, int(bomb)),
+        )
+    try:
+        opened = Image.open(io.BytesIO(data), formats=["PNG"])
+        opened.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ApiError(413, "image_too_large", f"{where} exceeds the image decoder's size limit: {exc}") from None
     except UnidentifiedImageError:
         raise ApiError(400, "not_png", f"{where} is not a PNG file") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -343,19 +346,35 @@ def decode_png(data: bytes, limits: Limits, *, index: int = 0, shape: Shape | No
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float32)
         scale = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        x = torch.from_numpy(np.clip(arr / scale, 0.0, 1.0)).unsqueeze(0)
-    elif img.mode in ("L", "RGB"):
-        arr8 = np.array(img, dtype=np.uint8)
-        x = torch.from_numpy(arr8).float().div_(255.0)
-        x = x.unsqueeze(0) if arr8.ndim == 2 else x.permute(2, 0, 1)
-    else:
-        raise ApiError(422, "bad_mode", f"{where} has the unsupported PNG mode {mode}; send L or RGB")
-    del img, opened
-    return _adapt(x.unsqueeze(0), shape)
+        return np.clip(arr / scale, 0.0, 1.0)
+    if img.mode in ("L", "RGB"):
+        return np.array(img, dtype=np.uint8)
+    raise ApiError(422, "bad_mode", f"{where} has the unsupported PNG mode {mode}; send L or RGB")
+
+
+def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W[, 3]) pixels -> (1, C, H, W) float in [0, 1]."""
+    x = torch.from_numpy(pixels)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+    return x.unsqueeze(0)
+
+
+def decode_png(data: bytes, limits: Limits, *, index: int = 0, shape: Shape | None = None) -> torch.Tensor:
+    """One PNG -> (1, C, H, W) float in [0, 1], resized to ``shape`` (C, H, W) if given.
+
+    Limits are checked from the header before decoding (see :func:`png_header`); Pillow's own
+    decompression-bomb limit is answered 413 ``image_too_large`` as well.
+    """
+    return _adapt(_to_tensor(_png_pixels(data, limits, index)), shape)
 
 
 class PendingPngs(Pending):
-    """PNG images whose headers were checked; decoded one at a time."""
+    """PNG images whose headers were checked; decoded one at a time.
+
+    Images already of the requested shape stay 8-bit until the end (one conversion for all of them);
+    any other image becomes float and is resized as soon as it is decoded.
+    """
 
     def __init__(self, blobs: list[bytes], headers: list[PngHeader], limits: Limits) -> None:
         self.blobs = blobs
@@ -371,12 +390,29 @@ class PendingPngs(Pending):
         gate: threading.Semaphore | None = None,
         check: Callable[[], None] | None = None,
     ) -> list[torch.Tensor]:
-        chunks = []
+        chunks: list[torch.Tensor] = []
+        run: list[np.ndarray] = []  # consecutive 8-bit images already of the requested shape
+
+        def flush() -> None:
+            if run:
+                stacked = torch.from_numpy(np.stack(run))
+                stacked = stacked.unsqueeze(1) if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
+                chunks.append(stacked.float().div_(255.0))
+                run.clear()
+
         for i, blob in enumerate(self.blobs):
             if check is not None:
                 check()
             with gate or contextlib.nullcontext():
-                chunks.append(decode_png(blob, self.limits, index=i, shape=shape))
+                pixels = _png_pixels(blob, self.limits, i)
+                channels = 1 if pixels.ndim == 2 else 3
+                if shape is not None and pixels.dtype == np.uint8 and (channels, *pixels.shape[:2]) == tuple(shape):
+                    run.append(pixels)
+                    continue
+                flush()
+                chunks.append(_adapt(_to_tensor(pixels), shape))
+                del pixels
+        flush()
         return chunks
 
 

@@ -18,14 +18,13 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from stealing_sweep import query_pool
+from stealing_common import QUICK_COMMON, QUICK_OPTIONS, query_pool
 
-from encoder_audit.attacks.stealing.presets import STEALING_PRESETS
-from encoder_audit.attacks.stealing.sweep import _subset, plan_attack
+from encoder_audit.attacks.stealing.compare import draw_queries
+from encoder_audit.attacks.stealing.compute import ComputeRule, plan_run
 from encoder_audit.data import create_dataset
 from encoder_audit.defenses.ownership import OwnershipConfig, dataset_inference
 from encoder_audit.defenses.watermark import WatermarkConfig, embed_watermark, new_watermark_key, verify_watermark
@@ -38,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--victim", required=True)
     ap.add_argument("--budget", type=int, default=2500)
-    ap.add_argument("--train-images", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=120, help="optimizer steps of each RDA run")
     ap.add_argument("--wm-images", type=int, default=2000)
     ap.add_argument("--wm-epochs", type=int, default=2)
     ap.add_argument("--verify-images", type=int, default=300)
@@ -60,12 +59,13 @@ def main() -> None:
     wm_net = embed_watermark(net, key, wm_data, WatermarkConfig(epochs=args.wm_epochs), seed=0)
     watermarked = LocalEncoder(wm_net)
     logging.info("watermarked in %.0fs", time.perf_counter() - t0)
-    preset = replace(STEALING_PRESETS["quick"], train_images=args.train_images)
-    point = plan_attack("rda", args.budget, preset, seed=0)
+    rule = ComputeRule("steps", args.steps)
+    opts = {**QUICK_COMMON, **QUICK_OPTIONS["rda"], "seed": 0}
+    point = plan_run("rda", arm="images", level=args.budget, rule=rule, options=opts)
     pool = query_pool()
-    stolen_wm = point.attack.extract(watermarked, _subset(pool, point.n, 0))
-    point2 = plan_attack("rda", args.budget, preset, seed=0)
-    stolen_clean = point2.attack.extract(clean, _subset(pool, point2.n, 0))
+    stolen_wm = point.attack.extract(watermarked, draw_queries(pool, point.n, 0))
+    point2 = plan_run("rda", arm="images", level=args.budget, rule=rule, options=opts)
+    stolen_clean = point2.attack.extract(clean, draw_queries(pool, point2.n, 0))
     norm = net.normalization()
     rand = random_init_baseline(net.arch, net.input_shape, seed=123, **norm)
     test = create_dataset("fashion-mnist", "test")

@@ -15,14 +15,13 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from stealing_sweep import query_pool
+from stealing_common import QUICK_COMMON, QUICK_OPTIONS, query_pool
 
-from encoder_audit.attacks.stealing.presets import STEALING_PRESETS
-from encoder_audit.attacks.stealing.sweep import _subset, plan_attack
+from encoder_audit.attacks.stealing.compare import draw_queries
+from encoder_audit.attacks.stealing.compute import ComputeRule, plan_run
 from encoder_audit.models import create_encoder
 from encoder_audit.victim import load_encoder
 
@@ -49,30 +48,36 @@ def main() -> None:
     ap.add_argument("--victim", required=True)
     ap.add_argument("--budget", type=int, default=2500)
     ap.add_argument("--methods", nargs="+", default=["conventional", "stolenencoder", "contsteal", "rda"])
-    ap.add_argument("--train-images", type=int, default=4000, help="surrogate forward passes per attack")
+    ap.add_argument("--forward-passes", type=int, default=4000, help="surrogate forward passes per attack (equal)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    preset = STEALING_PRESETS["quick"]
-    preset = replace(preset, train_images=args.train_images)
+    rule = ComputeRule("forward_passes", args.forward_passes)
     victim = load_encoder(args.victim)
     pool = query_pool()
     rows = []
     for method in args.methods:
-        point = plan_attack(method, args.budget, preset, seed=0)
-        queries = _subset(pool, point.n, 0)
-        raw_before = raw_throughput(preset.surrogate, point.attack.config.batch_size)
+        point = plan_run(
+            method,
+            arm="images",
+            level=args.budget,
+            rule=rule,
+            options={**QUICK_COMMON, **QUICK_OPTIONS.get(method, {})},
+        )
+        queries = draw_queries(pool, point.n, 0)
+        raw_before = raw_throughput(QUICK_COMMON["surrogate"], point.attack.config.batch_size)
         t0 = time.perf_counter()
         result = point.attack.extract(victim, queries, budget=args.budget)
         wall = time.perf_counter() - t0
-        raw_after = raw_throughput(preset.surrogate, point.attack.config.batch_size)
+        raw_after = raw_throughput(QUICK_COMMON["surrogate"], point.attack.config.batch_size)
         raw = statistics.mean([raw_before, raw_after])
         row = {
             "method": method,
             "budget": args.budget,
             "n": point.n,
-            "epochs": point.attack.config.epochs,
+            "steps": result.steps,
+            "epochs": round(result.steps / -(-point.n // point.attack.config.batch_size), 2),
             "batch_size": point.attack.config.batch_size,
             "wall_seconds": round(wall, 2),
             "query_seconds": round(result.query_seconds, 2),

@@ -44,7 +44,7 @@ def test_exact_query_counts(name: str) -> None:
     counter = QueryCounter(PixelVictim())
     result = attack.extract(counter, _queries(n))
     want = {"conventional": n, "stolenencoder": n, "contsteal": n * 2, "rda": n * 3}[name]
-    assert attack.expected_queries(n) == want
+    assert attack.query_cost(n) == attack.expected_queries(n) == want
     assert result.usage["query_images"] == counter.images == want
     # 10 images in requests of 3 -> 4 requests per pass; Cont-Steal: 3 batches (4, 3, 3) -> 2+1+1 per epoch
     calls = {"conventional": 4, "stolenencoder": 4, "contsteal": 2 * 4, "rda": 3 * 4}[name]

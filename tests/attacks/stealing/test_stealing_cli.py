@@ -88,3 +88,23 @@ def test_watermark_then_verify(tmp_path, victim_ckpt) -> None:
     verdict = _results(v)["watermark"]
     assert verdict["detected"] and verdict["p_value"] < 0.01
     assert main(["verify", "--suspect", str(victim_ckpt), "--watermark", str(tmp_path / "nokey.json"), *base]) == 2
+
+
+def test_steal_several_methods_is_one_equal_compute_comparison(tmp_path, victim_ckpt) -> None:
+    out = tmp_path / "cmp"
+    args = ["--method", "rda", "--method", "conventional", "--method", "contsteal", "--arm", "images",
+            "--budget", "60", "--rule", "steps", "--compute", "3", "--query-data", "synthetic",
+            "--set", "attack.prototype_views=3", "--set", "attack.train_views=1", "--set", "attack.batch_size=10",
+            "--set", "attack.contsteal.variant=official", "--no-eval", "--no-progress", "-q"]  # fmt: skip
+    assert main(["steal", "--victim", str(victim_ckpt), *args, "--out", str(out)]) == 0
+    res = _results(out)
+    assert res["comparison"] == {"arm": "images", "level": 60, "rule": "steps", "amount": 3}
+    rows = {r["method"]: r for r in res["runs"]}
+    assert set(rows) == {"rda", "conventional", "contsteal"}
+    for r in rows.values():
+        assert r["optimizer_steps"] == 3 and r["images_charged"] <= 60
+        assert set(r) >= {"images_charged", "api_calls", "unique_images", "optimizer_steps", "forward_passes"}
+    assert rows["rda"]["unique_images"] == 20 and rows["rda"]["images_charged"] == 60
+    assert rows["conventional"]["unique_images"] == 60 and rows["conventional"]["forward_passes"] == 30
+    assert rows["contsteal"]["images_charged"] == 30 and rows["contsteal"]["attack"]["config"]["variant"] == "official"
+    assert (out / "surrogate-rda.safetensors").is_file() and (out / "surrogate-contsteal.safetensors").is_file()

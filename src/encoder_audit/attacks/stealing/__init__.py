@@ -1,8 +1,12 @@
-"""Encoder stealing: RDA and the baselines it is compared with, behind one registry.
+"""Encoder stealing: RDA and the baselines it is compared with, registered in the shared attack registry.
+
+Each method registers itself in its own file with ``@register_attack("stealing", name, config=...)``;
+:func:`create_attack` here is a thin wrapper over the shared
+:func:`encoder_audit.attacks.registry.create_attack` for the ``stealing`` family.
 
 >>> from encoder_audit.attacks.stealing import create_attack
 >>> attack = create_attack("rda", epochs=1, surrogate="cnn-small")
->>> attack.expected_queries(2_500)
+>>> attack.query_cost(2_500)
 25000
 """
 
@@ -12,7 +16,9 @@ from typing import Any
 
 from ...config import build_config
 from ...registry import Registry
-from .base import StealingAttack, StealingConfig, StealingResult, match_dim
+from ..registry import create_attack as _create_attack
+from ..registry import registry as _registry
+from .base import StealingAttack, StealingConfig, StealingResult, batch_sizes, match_dim, step_sizes
 from .contsteal import ContStealAttack, ContStealConfig
 from .conventional import ConventionalAttack, ConventionalConfig
 from .rda import RDAAttack, RDAConfig
@@ -32,21 +38,13 @@ __all__ = [
     "StolenEncoderAttack",
     "StolenEncoderConfig",
     "attack_config",
+    "batch_sizes",
     "create_attack",
     "match_dim",
-    "register_attack",
+    "step_sizes",
 ]
 
-STEALING_ATTACKS: Registry[StealingAttack] = Registry("stealing attack")
-register_attack = STEALING_ATTACKS.register
-
-for _cls, _help in (
-    (ConventionalAttack, "Conventional (Cont-Steal baseline): MSE to victim embeddings of clean queries; N queries"),
-    (StolenEncoderAttack, "StolenEncoder (CCS'22): clean targets + surrogate-side augmentation term; N queries"),
-    (ContStealAttack, "Cont-Steal (CVPR'23): contrastive, fresh augmented queries every epoch; N x epochs queries"),
-    (RDAAttack, "RDA (ECCV'24): P-view sample-wise prototypes once, then query-free training; N x P queries"),
-):
-    register_attack(_cls.name, config=_cls.config_class, help=_help)(_cls)
+STEALING_ATTACKS: Registry[StealingAttack] = _registry("stealing")
 
 
 def attack_config(name: str, **params: Any) -> StealingConfig:
@@ -61,8 +59,7 @@ def create_attack(name: str, config: StealingConfig | None = None, **params: Any
 
     Raises:
         UnknownNameError: not a registered attack.
-        ValueError: invalid or unknown option.
+        ValueError: invalid or unknown option, or both a config and keyword options.
     """
-    if config is not None and params:
-        raise ValueError("pass either a config or keyword options, not both")
-    return STEALING_ATTACKS.create(name, config if config is not None else attack_config(name, **params))
+    attack: StealingAttack = _create_attack("stealing", name, config, **params)
+    return attack

@@ -13,8 +13,12 @@ Two variants:
       L = (1/B) sum_i -log[ exp(t_i.z_i/tau) / (sum_{j!=i} exp(t_i.z_j/tau) + sum_{j!=i} exp(z_i.z_j/tau)) ]
 
 * ``"official"`` (``contrastive_steal.py``): the *same* augmented view goes to both encoders and the
-  loss is the symmetric NT-Xent over [t; z] (SimCLR's), official temperature 0.5 (set
-  ``temperature=0.5``).
+  loss is the symmetric NT-Xent over [t; z] (SimCLR's) at the official temperature 0.5.
+
+The temperature follows the variant (0.07 / 0.5) unless set explicitly.
+
+With ``steps`` set (equal-compute comparisons) the cost is the images of the steps actually taken:
+a partial last epoch queries only its batches.
 """
 
 from __future__ import annotations
@@ -25,34 +29,41 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ...augment import create_views
 from ...models.base import EncoderNet
 from ...train.simclr import nt_xent_loss
-from .base import StealingAttack, StealingConfig
+from ..registry import register_attack
+from .base import StealingAttack, StealingConfig, step_sizes
+from .views import stealing_views
 
 __all__ = ["ContStealAttack", "ContStealConfig", "contsteal_loss"]
 
 VARIANTS = ("rda", "official")
+TEMPERATURES = {"rda": 0.07, "official": 0.5}
 
 
 @dataclass(frozen=True)
 class ContStealConfig(StealingConfig):
     """Attributes:
-    temperature: tau (0.07 in RDA's re-implementation; the official code uses 0.5).
     variant: ``"rda"`` (independent views, decoupled loss) or ``"official"`` (same view, NT-Xent).
+    temperature: tau; None: the variant's (0.07 in RDA's re-implementation, 0.5 in the official code).
     views: view recipe of the queries and surrogate views (``"rda-train"``, RDA's 0.75-crop chain).
     """
 
-    temperature: float = 0.07
     variant: str = "rda"
+    temperature: float | None = None
     views: str = "rda-train"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.temperature <= 0:
+        if self.temperature is not None and self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+    @property
+    def tau(self) -> float:
+        """The temperature in use (the variant's unless set)."""
+        return self.temperature if self.temperature is not None else TEMPERATURES[self.variant]
 
 
 def contsteal_loss(t: torch.Tensor, z: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -78,23 +89,28 @@ def contsteal_loss(t: torch.Tensor, z: torch.Tensor, temperature: float = 0.07) 
     return (torch.logsumexp(neg, dim=1) - pos).mean()
 
 
+@register_attack(
+    "stealing",
+    "contsteal",
+    config=ContStealConfig,
+    help="Cont-Steal (CVPR'23): contrastive, fresh augmented queries every step; N x epochs queries",
+)
 class ContStealAttack(StealingAttack):
-    """Queries fresh augmented views every epoch (see module docstring)."""
+    """Queries fresh augmented views every step (see module docstring)."""
 
-    name = "contsteal"
-    config_class = ContStealConfig
     config: ContStealConfig
+    uses_views = True
+    queries_during_training = True
 
-    def expected_queries(self, n: int) -> int:
-        return n * self.config.epochs
+    def query_cost(self, n: int) -> int:
+        return sum(step_sizes(n, self.config))
 
     def api_calls(self, n: int) -> int:
-        c = self.config
-        batches = torch.tensor_split(torch.arange(n), max(1, math.ceil(n / c.batch_size)))
-        return c.epochs * sum(math.ceil(len(b) / c.query_batch_size) for b in batches)
+        qb = self.config.query_batch_size
+        return sum(math.ceil(size / qb) for size in step_sizes(n, self.config))
 
     def prepare(self, images: torch.Tensor, generator: torch.Generator) -> None:
-        self._views = create_views(self.config.views)
+        self._views = stealing_views(self.config.views)
         return None
 
     def batch_loss(
@@ -104,6 +120,6 @@ class ContStealAttack(StealingAttack):
         v1 = self._views(images.cpu(), generator)
         t = self.query(v1)
         if c.variant == "official":
-            return nt_xent_loss(t, net(v1.to(images.device)), c.temperature, gather=False)
+            return nt_xent_loss(t, net(v1.to(images.device)), c.tau, gather=False)
         v2 = self._views(images.cpu(), generator).to(images.device)
-        return contsteal_loss(t, net(v2), c.temperature)
+        return contsteal_loss(t, net(v2), c.tau)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ...models.base import EncoderNet
+from ..registry import register_attack
 from .base import StealingAttack, StealingConfig
 
 __all__ = ["ConventionalAttack", "ConventionalConfig", "conventional_loss"]
@@ -60,14 +61,18 @@ def conventional_loss(z: torch.Tensor, t: torch.Tensor, kind: str = "mse") -> to
     raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
 
 
+@register_attack(
+    "stealing",
+    "conventional",
+    config=ConventionalConfig,
+    help="Conventional (Cont-Steal baseline): MSE to victim embeddings of clean queries; N queries",
+)
 class ConventionalAttack(StealingAttack):
     """Feature regression on clean queries (see module docstring)."""
 
-    name = "conventional"
-    config_class = ConventionalConfig
     config: ConventionalConfig
 
-    def expected_queries(self, n: int) -> int:
+    def query_cost(self, n: int) -> int:
         return n
 
     def prepare(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

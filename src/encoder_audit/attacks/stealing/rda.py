@@ -33,11 +33,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ...augment import create_views
 from ...models.base import EncoderNet
+from ..registry import register_attack
 from .base import StealingAttack, StealingConfig
+from .views import stealing_views
 
-__all__ = ["RDAAttack", "RDAConfig", "build_prototypes", "rda_loss"]
+__all__ = ["RDAAttack", "RDAConfig", "build_prototypes", "prototype_statistics", "rda_loss"]
 
 AGGREGATES = ("mean", "median")
 
@@ -51,8 +52,11 @@ class RDAConfig(StealingConfig):
     alpha: weight of L_disc (1).
     beta: weight of L_align (1).
     eps: added inside both logarithms of L_align (not in the official code; see module docstring).
-    prototype_recipe: view recipe of the prototype queries (``"rda-prototype"``, crop 0.9).
-    train_recipe: view recipe of the surrogate views (``"rda-train"``, crop 0.75).
+    prototype_recipe: view recipe of the prototype queries (``"rda-prototype"``, crop 0.9; on
+        1-channel images ``"rda-gray-prototype"``, see :mod:`.views`).
+    train_recipe: view recipe of the surrogate views (``"rda-train"``, crop 0.75; ``"rda-gray-train"``).
+    prototype_crop: area range of the prototype views' crop, replacing the recipe's (an ablation of
+        the scale the official code calls "critical"); None keeps the recipe's.
     renormalize: re-normalise prototypes to unit norm (ablation; the paper does not).
     aggregate: ``"mean"`` (the paper) or ``"median"`` (coordinate-wise, a robust variant against
         perturbation defenses; an extension, not in the paper).
@@ -66,6 +70,7 @@ class RDAConfig(StealingConfig):
     eps: float = 1e-6
     prototype_recipe: str = "rda-prototype"
     train_recipe: str = "rda-train"
+    prototype_crop: tuple[float, float] | None = None
     renormalize: bool = False
     aggregate: str = "mean"
 
@@ -81,6 +86,10 @@ class RDAConfig(StealingConfig):
             raise ValueError("alpha, beta and eps must be >= 0")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}")
+        if self.prototype_crop is not None:
+            lo, hi = self.prototype_crop
+            if not 0 < lo <= hi <= 1:
+                raise ValueError(f"prototype_crop must satisfy 0 < lo <= hi <= 1, got {self.prototype_crop}")
 
 
 def rda_loss(
@@ -137,7 +146,14 @@ def aggregate_views(views: torch.Tensor, how: str = "mean", renormalize: bool = 
 
 
 def build_prototypes(
-    query_fn: object, images: torch.Tensor, views: int, recipe: str, generator: torch.Generator, **kw: object
+    query_fn: object,
+    images: torch.Tensor,
+    views: int,
+    recipe: str,
+    generator: torch.Generator,
+    *,
+    crop: tuple[float, float] | None = None,
+    **kw: object,
 ) -> torch.Tensor:
     """Sample-wise prototypes, row i for query image i (index keyed; labels never used).
 
@@ -147,24 +163,31 @@ def build_prototypes(
         views: P.
         recipe: view recipe name.
         generator: randomness of the views.
+        crop: crop area range replacing the recipe's.
         **kw: ``how`` / ``renormalize`` for :func:`aggregate_views`.
 
     Shape:
         returns (N, D), each row of norm <= 1 unless re-normalised.
     """
-    gen = create_views(recipe)
+    gen = stealing_views(recipe, crop_scale=None if crop is None else (float(crop[0]), float(crop[1])))
     outs = torch.stack([query_fn(gen(images, generator)) for _ in range(views)])  # type: ignore[operator]
     return aggregate_views(outs, **kw)  # type: ignore[arg-type]
 
 
+@register_attack(
+    "stealing",
+    "rda",
+    config=RDAConfig,
+    help="RDA (ECCV'24): P-view sample-wise prototypes once, then query-free training; N x P queries",
+)
 class RDAAttack(StealingAttack):
     """Sample-wise prototypes, then query-free multi-relational training (see module docstring)."""
 
-    name = "rda"
-    config_class = RDAConfig
     config: RDAConfig
+    uses_views = True
+    last_prototype_norms: torch.Tensor | None = None
 
-    def expected_queries(self, n: int) -> int:
+    def query_cost(self, n: int) -> int:
         return n * self.config.prototype_views
 
     def views_per_image(self) -> int:
@@ -172,16 +195,19 @@ class RDAAttack(StealingAttack):
 
     def prepare(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         c = self.config
-        self._views = create_views(c.train_recipe)
-        return build_prototypes(
+        self._views = stealing_views(c.train_recipe)
+        protos = build_prototypes(
             self.query,
             images,
             c.prototype_views,
             c.prototype_recipe,
             generator,
+            crop=c.prototype_crop,
             how=c.aggregate,
             renormalize=c.renormalize,
         )
+        self.last_prototype_norms = protos.norm(dim=1).cpu()  # 1 = every view answered the same direction
+        return protos
 
     def batch_loss(
         self,
@@ -198,3 +224,44 @@ class RDAAttack(StealingAttack):
         p = state[index]
         loss = sum(rda_loss(zq, p, c.temperature, c.alpha, c.beta, eps=c.eps) for zq in z.split(images.shape[0]))
         return loss / q  # type: ignore[return-value]
+
+
+def prototype_statistics(
+    victim: object,
+    images: torch.Tensor,
+    views: int,
+    recipe: str,
+    *,
+    crop: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How much P prototype views carry beyond one clean query (an auditor-side measurement).
+
+    Builds the prototypes of ``images`` as RDA does and compares each with the victim's normalised
+    embedding of the clean image. A prototype norm near 1 means the P views answered the same
+    direction (the views carry nothing a single query does not); a cosine to the clean query near 1
+    means the prototype is that query.
+
+    Args:
+        victim: an :class:`~encoder_audit.victim.Encoder` (queried directly, not metered).
+        images: (N, C, H, W) in [0, 1].
+        views: P.
+        recipe: prototype view recipe.
+        crop: crop area range replacing the recipe's.
+        seed: seed of the views.
+
+    Returns:
+        ``{"norm_median", "norm_mean", "cos_clean_median", "cos_clean_mean"}``.
+    """
+    embed = victim.embed  # type: ignore[attr-defined]
+    with torch.no_grad():
+        protos = build_prototypes(embed, images, views, recipe, torch.Generator().manual_seed(seed), crop=crop)
+        clean = F.normalize(embed(images).float(), dim=1)
+    norms = protos.norm(dim=1)
+    cos = F.cosine_similarity(protos, clean, dim=1)
+    return {
+        "norm_median": float(norms.median()),
+        "norm_mean": float(norms.mean()),
+        "cos_clean_median": float(cos.median()),
+        "cos_clean_mean": float(cos.mean()),
+    }

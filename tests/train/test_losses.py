@@ -146,3 +146,38 @@ def test_moco_batch_larger_than_queue() -> None:
     loss = moco(torch.rand(12, 1, 16, 16), None, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss)
     assert int(moco.queue_ptr) == 12 % 8
+
+
+@pytest.mark.parametrize(
+    ("method", "config", "kind", "dim"),
+    [
+        ("simclr", SimCLRConfig(head="none"), "Identity", 128),
+        ("simclr", SimCLRConfig(head="linear", projection_dim=64), "Linear", 64),
+        ("simclr", SimCLRConfig(), "Sequential", 128),
+        ("moco", MoCoConfig(version="v1"), "Linear", 128),
+        ("moco", MoCoConfig(head="none", queue_size=64), "Identity", 128),
+    ],
+)
+def test_projection_head_kinds(method: str, config: object, kind: str, dim: int) -> None:
+    """``head: mlp | linear | none``: the objective's head and the dimension the loss sees (MoCo's queue too)."""
+    enc = create_encoder("cnn-small", in_channels=1, image_size=16)
+    obj = create_objective(method, enc, config)
+    inner = getattr(obj.head, "net", obj.head)
+    assert type(inner).__name__ == kind
+    with torch.no_grad():
+        assert obj.head(torch.zeros(2, enc.feature_dim)).shape[1] == dim
+    if method == "moco":
+        assert obj.queue.shape[1] == dim
+    loss = obj(torch.rand(8, 1, 16, 16), None, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    if kind == "Identity":  # the loss is applied to h itself: its gradient reaches the encoder directly
+        loss.backward()
+        assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
+
+
+def test_head_options_are_validated() -> None:
+    with pytest.raises(ValueError):
+        SimCLRConfig(head="deep")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        MoCoConfig(head="deep")  # type: ignore[arg-type]
+    assert MoCoConfig(version="v1").head_kind == "linear" and MoCoConfig().head_kind == "mlp"

@@ -57,8 +57,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--audit", type=Path, default=None, metavar="FOLDER", help="data-owner audit of a folder of images")
     p.add_argument("--alpha", type=float, default=0.01, help="false-positive rate of the --audit verdict")
-    p.add_argument("--max-samples", type=int, default=500, help="cap on members and on non-members scored (0 = all)")
-    p.add_argument("--n-views", type=int, default=10, help="augmented views per image (queries per image)")
+    p.add_argument("--max-samples", type=int, default=500, help="cap on members scored (0 = all)")
+    p.add_argument("--nonmember-count", type=int, default=500, help="non-members scored (>= 100 resolve TPR@1%%FPR)")
+    p.add_argument("--n-views", type=int, default=10, help="augmented views per image per draw")
+    p.add_argument("--view-draws", type=int, default=3, help="independent draws of the views (scores averaged)")
+    p.add_argument(
+        "--views",
+        default="auto",
+        help="query augmentation: auto (the victim's training augmentation from its sidecar, else simclr) "
+        "or a recipe name (simclr, encodermi, moco-v1, moco-v2, ...)",
+    )
+    p.add_argument("--no-controls", action="store_true", help="skip the positive control (faster; 'low' unchecked)")
     p.add_argument("--similarity", choices=["cosine", "correlation", "euclidean"], default="cosine")
     p.add_argument(
         "--shadow-recipe",
@@ -85,11 +94,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--recipe", choices=sorted(RECIPES), default="overfit", help="training recipe")
     t.add_argument("--dataset", default="fashion-mnist", help="source dataset (train split)")
     t.add_argument("--members", type=int, default=None, help="members (default from the recipe)")
-    t.add_argument("--nonmembers", type=int, default=None, help="non-members (default = members)")
-    t.add_argument("--shadow-images", type=int, default=None, help="shadow images (default 2 x members + 500)")
+    t.add_argument("--nonmembers", type=int, default=500, help="non-members drawn beside the members")
+    t.add_argument("--shadow-images", type=int, default=None, help="shadow images (default 2 x members + 1500)")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default from the recipe)")
     t.add_argument("--batch-size", type=int, default=None, help="batch size (default from the recipe)")
     t.add_argument("--method", choices=["simclr", "moco"], default=None, help="algorithm (default simclr)")
+    t.add_argument("--head", choices=["mlp", "linear", "none"], default=None, help="projection head (default: recipe)")
+    t.add_argument("--moco-version", choices=["v1", "v2"], default=None, help="MoCo version (v1: linear head)")
+    t.add_argument("--temperature", type=float, default=None, help="contrastive temperature (default: recipe)")
     t.add_argument("--encoder", default=None, help="architecture (default cnn-small)")
     add_common(t)
     t.set_defaults(func=run_make_target)
@@ -101,226 +113,100 @@ def registries() -> list[tuple[str, dict[str, str]]]:
     return [("membership attacks", MEMBERSHIP_ATTACKS.describe())]
 
 
-def open_victim(spec: str, api_key: str | None) -> Any:
-    """A checkpoint path -> LocalEncoder; an http(s) URL -> RemoteEncoder (imported lazily)."""
-    if spec.startswith(("http://", "https://")):
-        from ..service.client import RemoteEncoder
-
-        key = api_key or os.environ.get("ENCODER_AUDIT_API_KEY")
-        if not key:
-            raise ValueError("a URL victim needs --api-key or $ENCODER_AUDIT_API_KEY")
-        return RemoteEncoder(spec, key)
-    from ..victim import load_encoder
-
-    return load_encoder(spec)
-
-
-def load_images(spec: str, default_part: str, args: argparse.Namespace) -> Any:
-    """``MANIFEST.json[:PART]``, ``imagefolder:PATH`` or ``DATASET[:SPLIT]`` -> ImageDataset."""
-    from ..data import SplitManifest, create_dataset
-
-    root, download = getattr(args, "data_root", None), getattr(args, "download", False)
-    path, _, part = spec.partition(".json")
-    if _ == ".json":
-        manifest = SplitManifest.load(path + ".json")
-        part = part.lstrip(":") or default_part
-        full = create_dataset(manifest.dataset, manifest.split, root=root, download=download)
-        return manifest.select(full, part)
-    if spec.startswith("imagefolder:"):
-        return create_dataset(spec, "train", root=root, download=download)
-    name, _, split = spec.partition(":")
-    return create_dataset(name, split or "train", root=root, download=download)
-
-
-def _methods(values: list[str] | None) -> list[str]:
-    from ..attacks.membership import ENCODERMI, MEMBERSHIP_ATTACKS
-    from ..attacks.membership.audit import DEFAULT_ATTACKS
-
-    out: list[str] = []
-    for v in values or ["all"]:
-        for name in v.split(","):
-            name = name.strip()
-            if name == "all":
-                out += list(DEFAULT_ATTACKS)
-            elif name == "encodermi":
-                out += list(ENCODERMI)
-            else:
-                MEMBERSHIP_ATTACKS.get(name)  # UnknownNameError lists the choices
-                out.append(name)
-    return list(dict.fromkeys(out))
-
-
-def _shadow_recipe(args: argparse.Namespace, victim: Any) -> Any:
-    from dataclasses import replace
-
-    from ..attacks.membership.targets import TargetRecipe, recipe
-
-    base = None
-    if args.shadow_recipe == "auto":
-        rec = (getattr(victim, "meta", None) or {}).get("training", {}).get("recipe")
-        if isinstance(rec, dict):
-            base = TargetRecipe(**{k: v for k, v in rec.items() if k in TargetRecipe.__dataclass_fields__})
-        else:
-            base = recipe("overfit")
-    else:
-        base = recipe(args.shadow_recipe)
-    changes: dict[str, Any] = {}
-    for key, flag in (
+def _shadow_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = (
         ("arch", args.shadow_arch),
         ("method", args.shadow_method),
         ("members", args.shadow_members),
         ("epochs", args.shadow_epochs),
-    ):
-        if flag is not None:
-            changes[key] = flag
-    if "members" in changes:
-        changes["batch_size"] = min(base.batch_size, changes["members"])
-    return replace(base, **changes)
+    )
+    return {k: v for k, v in pairs if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attacks.membership import ShadowConfig, save_scores, train_shadow
-    from ..attacks.membership.audit import results_table, run_attacks
-    from ..attacks.membership.features import FeatureConfig
-    from ..attacks.membership.metrics import plot_roc
-    from ..io import atomic_write_json
-    from ..runs import RunDir, derive_seed, seed_everything
-    from ..victim import QueryCounter
+    from dataclasses import replace
+
+    from ..audit.membership import MembershipJob, membership_job
+    from ..audit.membership_config import MembershipAuditConfig
+    from ..audit.runner import resolve_device
+    from ..runs import RunDir, seed_everything
 
     if args.victim is None:
         raise ValueError("--victim is required (a checkpoint or a service URL); see --help for examples")
-    members_spec = args.members or (f"{args.splits}:members" if args.splits else None)
-    nonmembers_spec = args.nonmembers or (f"{args.splits}:nonmembers" if args.splits else None)
-    shadow_spec = args.shadow_data or (f"{args.splits}:shadow" if args.splits else None)
-    if args.n_views < 2:
-        raise ValueError("--n-views must be >= 2")
     seed_everything(args.seed)
-    victim = QueryCounter(open_victim(args.victim, args.api_key))
-    features = FeatureConfig(n_views=args.n_views, similarity=args.similarity)
     run_dir = RunDir.create("membership", args.runs_dir, out=args.out)
     emit(f"run directory: {run_dir.path}")
-    t0 = time.perf_counter()
-
+    api_key = args.api_key or os.environ.get("ENCODER_AUDIT_API_KEY")
     if args.audit is not None:
-        return _run_owner_audit(args, victim, nonmembers_spec, shadow_spec, run_dir)
-
-    if not (members_spec and nonmembers_spec and shadow_spec):
-        raise ValueError("give --splits, or all of --members, --nonmembers and --shadow-data")
-    cap = args.max_samples or None
-    members = _cap(load_images(members_spec, "members", args), cap, derive_seed(args.seed, "cap-in"))
-    nonmembers = _cap(load_images(nonmembers_spec, "nonmembers", args), cap, derive_seed(args.seed, "cap-out"))
-    shadow_data = load_images(shadow_spec, "shadow", args)
-    methods = _methods(args.method)
-    if members.labels is None or shadow_data.labels is None:
-        methods = [m for m in methods if m != "downstream-loss"]
-    recipe = _shadow_recipe(args, victim.encoder)
-    reference = args.reference if any(m in ("downstream-loss", "embedding-norm") for m in methods) else 0
-    sconf = ShadowConfig(recipe=recipe, reference=reference)
-    config = {
-        "command": "membership",
-        "victim": args.victim,
-        "members": members_spec,
-        "nonmembers": nonmembers_spec,
-        "shadow_data": shadow_spec,
-        "methods": methods,
-        "features": features.__dict__,
-        "shadow_recipe": recipe.__dict__,
-        "reference": reference,
-        "max_samples": cap,
-        "seed": args.seed,
-    }
-    run_dir.save_config(config)
-    run_dir.save_env(args.seed)
-    emit(f"training shadow encoder ({recipe.arch}, {recipe.method}, {recipe.members} members, {recipe.epochs} epochs)")
-    shadow, _ = train_shadow(shadow_data, sconf, seed=args.seed, progress=progress(args))
-    t_shadow = time.perf_counter() - t0
-    results, usage = run_attacks(
-        victim, members, nonmembers, shadow, methods, features=features, seed=args.seed, progress=progress(args)
+        return _run_owner_audit(args, api_key, run_dir)
+    config = MembershipAuditConfig(
+        reference=args.reference,
+        members=args.max_samples or None,
+        nonmembers=args.nonmember_count,
+        n_views=args.n_views,
+        view_draws=args.view_draws,
+        views=args.views,
     )
-    save_scores(results, run_dir.file("scores.npz"))
-    plot_roc({r.attack: (r.scores, r.labels) for r in results}, run_dir.file("roc.png"), title="membership ROC")
-    table = results_table(results)
-    metrics = {r.attack: r.metrics() for r in results}
-    n_eval = len(members) + len(nonmembers)
-    out = {
-        "table": table,
-        "metrics": metrics,
-        "sources": {r.attack: r.extra.get("source", "") for r in results},
-        "usage": usage,
-        "query_images_per_audited_image": usage["query_images"] / max(n_eval, 1),
-        "shadow": shadow.describe(),
-        "shadow_seconds": round(t_shadow, 1),
-        "split_note": "members and non-members must be drawn i.i.d. from one distribution (make-target does); "
-        "see the blind baseline's AUC",
-    }
-    run_dir.save_results(out, kind="membership")
-    atomic_write_json(run_dir.file("metrics.json"), metrics)
-    lines = [f"{'attack':<18}" + "".join(f"{c:>14}" for c in table["columns"][1:])]
-    for row in table["rows"]:
-        lines.append(f"{row[0]:<18}" + "".join(f"{v:>14}" for v in row[1:]))
-    summary = "\n".join(lines)
-    run_dir.save_summary("# Membership inference\n\n```\n" + summary + "\n```\n\n" + table["note"])
-    emit(summary)
-    emit(table["note"])
-    emit(
-        f"queries: {usage['query_images']} images in {usage['api_calls']} calls "
-        f"({usage['query_images'] / max(n_eval, 1):.1f} per audited image); "
-        f"{time.perf_counter() - t0:.0f} s; scores: {run_dir.file('scores.npz')}; ROC: {run_dir.file('roc.png')}"
+    if args.no_controls:
+        config = replace(config, positive_control=None)
+    job = MembershipJob(
+        victim=args.victim,
+        api_key=api_key,
+        members=args.members,
+        nonmembers=args.nonmembers,
+        shadow_data=args.shadow_data,
+        splits=args.splits,
+        attacks=tuple(args.method or ["all"]),
+        shadow_recipe=args.shadow_recipe,
+        shadow_overrides=_shadow_overrides(args),
+        config=config,
     )
+    t0 = time.perf_counter()
+    membership_job(
+        job,
+        run_dir.path,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        data_root=args.data_root,
+        download=args.download,
+        progress=progress(args),
+    )
+    emit(run_dir.file("summary.md").read_text())
+    emit(f"{time.perf_counter() - t0:.0f} s; results: {run_dir.file('results.json')}")
     return 0
 
 
-def _cap(ds: Any, n: int | None, seed: int) -> Any:
-    import numpy as np
+def _run_owner_audit(args: argparse.Namespace, api_key: str | None, run_dir: Any) -> int:
+    from ..attacks.membership.dataowner import OwnerAuditConfig, owner_audit_job
+    from ..audit.membership import load_images
+    from ..audit.runner import open_victim
 
-    if n is None or len(ds) <= n:
-        return ds
-    return ds.subset(np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False)))
-
-
-def _run_owner_audit(
-    args: argparse.Namespace, victim: Any, ref_spec: str | None, shadow_spec: str | None, run_dir: Any
-) -> int:
-    from ..attacks.membership import ShadowConfig, create_attack, train_shadow
-    from ..attacks.membership.dataowner import OwnerAuditConfig, audit_images, load_image_folder
-    from ..io import atomic_write_json
-
+    ref_spec = args.nonmembers or (f"{args.splits}:nonmembers" if args.splits else None)
     if ref_spec is None:
         raise ValueError("--audit needs reference non-members: --nonmembers (or --splits)")
-    owner = load_image_folder(args.audit, victim.input_shape)
-    reference = _cap(load_images(ref_spec, "nonmembers", args), args.max_samples or None, args.seed)
-    methods = _methods(args.method) if args.method else ["encodermi-t"]
-    attack = None
-    if methods != ["encodermi-t"]:
-        if len(methods) != 1 or shadow_spec is None:
-            raise ValueError("--audit takes one --method; learned methods also need --shadow-data")
-        shadow, _ = train_shadow(
-            load_images(shadow_spec, "shadow", args),
-            ShadowConfig(recipe=_shadow_recipe(args, victim.encoder), reference=0),
-            seed=args.seed,
-        )
-        attack = create_attack(methods[0], n_views=args.n_views, similarity=args.similarity).fit(shadow)
-    cfg = OwnerAuditConfig(alpha=args.alpha, n_views=args.n_views, similarity=args.similarity)
-    result = audit_images(victim, owner, reference, cfg, attack=attack, seed=args.seed)
-    run_dir.save_config({"command": "membership --audit", "folder": str(args.audit), "reference": ref_spec})
-    atomic_write_json(run_dir.file("audit.json"), result)
+    if args.method and args.method != ["encodermi-t"]:
+        raise ValueError("--audit uses EncoderMI-T's statistic (no shadow needed); drop --method")
+    victim = open_victim(args.victim, api_key=api_key)
+    reference = load_images(ref_spec, "nonmembers", root=args.data_root, download=args.download)
+    views = "simclr" if args.views == "auto" else args.views
+    cfg = OwnerAuditConfig(alpha=args.alpha, n_views=args.n_views, similarity=args.similarity, views=views)
+    result = owner_audit_job(
+        victim, args.audit, reference, run_dir, cfg, seed=args.seed, max_reference=args.max_samples or None
+    )
     emit(result["explanation"])
     emit(
-        f"verdict: {result['verdict']} (false-positive rate {result['false_positive_rate']:.3g}); details: "
-        f"{run_dir.file('audit.json')}"
+        f"verdict: {result['verdict']} (p-value {result['p_value']:.3g}, alpha {result['alpha']}); "
+        f"details: {run_dir.file('results.json')}; plot: {result['figure']}"
     )
     return 0
 
 
 def run_make_target(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from ..attacks.membership.targets import make_target
+    from ..audit.runner import resolve_device
+    from ..runs import RunDir, seed_everything
 
-    from ..attacks.membership.targets import make_audit_splits, recipe, train_encoder
-    from ..data import create_dataset
-    from ..runs import RunDir, derive_seed, seed_everything
-
-    spec = recipe(args.recipe)
-    changes = {
+    overrides = {
         k: v
         for k, v in (
             ("members", args.members),
@@ -328,35 +214,31 @@ def run_make_target(args: argparse.Namespace) -> int:
             ("batch_size", args.batch_size),
             ("method", args.method),
             ("arch", args.encoder),
+            ("head", args.head),
+            ("version", args.moco_version),
+            ("temperature", args.temperature),
         )
         if v is not None
     }
-    if "members" in changes and "batch_size" not in changes:
-        changes["batch_size"] = min(spec.batch_size, changes["members"])
-    spec = replace(spec, **changes)
-    n_non = args.nonmembers or spec.members
-    n_shadow = args.shadow_images if args.shadow_images is not None else 2 * spec.members + 500
     seed_everything(args.seed)
-    full = create_dataset(args.dataset, "train", root=args.data_root, download=args.download)
-    manifest = make_audit_splits(full, spec.members, n_non, n_shadow, seed=derive_seed(args.seed, "splits"))
     run_dir = RunDir.create("mi-target", args.runs_dir, out=args.out)
-    manifest.save(run_dir.file("splits.json"))
-    run_dir.save_config({"command": "membership make-target", "recipe": spec.__dict__, "dataset": args.dataset})
-    run_dir.save_env(args.seed)
-    emit(f"training {spec.arch}/{spec.method} on {spec.members} members for {spec.epochs} epochs -> {run_dir.path}")
-    t0 = time.perf_counter()
-    train_encoder(manifest.select(full, "members"), spec, seed=args.seed, run=run_dir, progress=progress(args))
-    ckpt = run_dir.file("encoder.safetensors")
-    run_dir.save_results(
-        {
-            "checkpoint": str(ckpt),
-            "splits": str(run_dir.file("splits.json")),
-            "seconds": time.perf_counter() - t0,
-            "recipe": spec.__dict__,
-            "parts": {k: len(v) for k, v in manifest.parts.items()},
-        },
-        kind="membership-target",
+    emit(f"training a {args.recipe} target -> {run_dir.path}")
+    out = make_target(
+        args.recipe,
+        run_dir,
+        dataset=args.dataset,
+        overrides=overrides,
+        nonmembers=args.nonmembers,
+        shadow_images=args.shadow_images,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        data_root=args.data_root,
+        download=args.download,
+        progress=progress(args),
     )
-    emit(f"checkpoint: {ckpt}\nsplits: {run_dir.file('splits.json')} (members / nonmembers / shadow, i.i.d.)")
-    emit(f"next: encoder-audit membership --victim {ckpt} --splits {run_dir.file('splits.json')}")
+    emit(
+        f"checkpoint: {out['checkpoint']} (+ head: {out['head']})\n"
+        f"splits: {out['splits']} (members / nonmembers / shadow, i.i.d.)"
+    )
+    emit(f"next: encoder-audit membership --victim {out['checkpoint']} --splits {out['splits']}")
     return 0

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..augment import create_views
 from ..models.base import EncoderNet
-from ..models.heads import ProjectionHead
+from ..models.heads import HEADS, HeadKind, create_head, head_output_dim
 from .distributed import gather_no_grad
 from .objective import Objective, register_objective
 
@@ -47,6 +47,8 @@ class MoCoConfig:
         temperature: tau (None = 0.07 for v1, 0.2 for v2).
         projection_dim: key/query dimension (128).
         shuffle_bn_splits: chunks for per-chunk key batch norm on one device.
+        head: ``linear`` (v1: "a fc layer ... 128-D output"), ``mlp`` (v2: "a 2-layer MLP head") or
+            ``none`` (InfoNCE on the encoder output); None = the version's own head.
     """
 
     version: Literal["v1", "v2"] = "v2"
@@ -55,8 +57,13 @@ class MoCoConfig:
     temperature: float | None = None
     projection_dim: int = 128
     shuffle_bn_splits: int = 4
+    head: HeadKind | None = None
 
     def __post_init__(self) -> None:
+        if self.version not in ("v1", "v2"):
+            raise ValueError(f"version must be v1 or v2, got {self.version!r}")
+        if self.head is not None and self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.queue_size <= 0:
             raise ValueError(f"queue_size must be positive, got {self.queue_size}")
         if not 0 <= self.momentum < 1:
@@ -72,23 +79,32 @@ class MoCoConfig:
             return self.temperature
         return 0.07 if self.version == "v1" else 0.2
 
+    @property
+    def head_kind(self) -> str:
+        """The head in use: ``head``, or the version's own (v1 linear, v2 MLP)."""
+        if self.head is not None:
+            return self.head
+        return "linear" if self.version == "v1" else "mlp"
+
 
 class MoCo(Objective):
     """Query encoder + head trained against a momentum key encoder and a queue."""
 
     views_per_image = 2
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
 
     def __init__(self, encoder: EncoderNet, config: MoCoConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or MoCoConfig()
         self.encoder = encoder
-        hidden = 0 if c.version == "v1" else encoder.feature_dim
-        self.head = ProjectionHead(encoder.feature_dim, hidden, c.projection_dim, batch_norm=False)
+        self.head = create_head(c.head_kind, encoder.feature_dim, c.projection_dim, batch_norm=False)
+        dim = head_output_dim(c.head_kind, encoder.feature_dim, c.projection_dim)
         self.key_encoder = copy.deepcopy(encoder)
         self.key_head = copy.deepcopy(self.head)
         for p in [*self.key_encoder.parameters(), *self.key_head.parameters()]:
             p.requires_grad_(False)
-        self.register_buffer("queue", F.normalize(torch.randn(c.queue_size, c.projection_dim), dim=1))
+        self.register_buffer("queue", F.normalize(torch.randn(c.queue_size, dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.views = create_views("moco-v1" if c.version == "v1" else "moco-v2", size=encoder.image_size)
 
@@ -99,7 +115,7 @@ class MoCo(Objective):
             F.normalize(self.key_head(self.key_encoder(chunk)), dim=1)
             for chunk in x[perm].chunk(min(self.config.shuffle_bn_splits, n))
         ]
-        k = torch.empty(n, self.config.projection_dim, device=x.device, dtype=chunks[0].dtype)
+        k = torch.empty(n, chunks[0].shape[1], device=x.device, dtype=chunks[0].dtype)
         k[perm] = torch.cat(chunks)
         return k
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..augment import create_views
 from ..models.base import EncoderNet
-from ..models.heads import ProjectionHead
+from ..models.heads import HEADS, HeadKind, create_head
 from .distributed import gather_with_grad, rank, world_size
 from .objective import Objective, register_objective
 
@@ -64,18 +64,23 @@ class SimCLRConfig:
         projection_dim: output of the projection head ("we use 128-dimensional latent space").
         hidden_dim: hidden width of the head (0 = the encoder's feature dimension).
         views: augmentation recipe name (``encoder_audit.augment.VIEWS``).
+        head: ``mlp`` (SimCLR: "a MLP with one hidden layer"), ``linear`` (one fc layer, as MoCo v1) or
+            ``none`` (NT-Xent on the encoder output itself, which then holds all of the memorisation).
     """
 
     temperature: float = 0.5
     projection_dim: int = 128
     hidden_dim: int = 0
     views: str = "simclr"
+    head: HeadKind = "mlp"
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.projection_dim <= 0 or self.hidden_dim < 0:
             raise ValueError("projection_dim must be positive and hidden_dim >= 0")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
 
 
 class SimCLR(Objective):
@@ -87,8 +92,8 @@ class SimCLR(Objective):
         super().__init__()
         self.config = config or SimCLRConfig()
         self.encoder = encoder
-        hidden = self.config.hidden_dim or encoder.feature_dim
-        self.head = ProjectionHead(encoder.feature_dim, hidden, self.config.projection_dim)
+        c = self.config
+        self.head = create_head(c.head, encoder.feature_dim, c.projection_dim, hidden_dim=c.hidden_dim)
         self.views = create_views(self.config.views, size=encoder.image_size)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""Membership inference against encoders: EncoderMI-V/S/T, baselines, metrics, audits.
+"""Membership inference against encoders: EncoderMI-V/S/T, baselines, shadows, targets and metrics.
+
+The audit that runs them lives in :mod:`encoder_audit.audit.membership`.
 
 >>> from encoder_audit.attacks.membership import create_attack, MEMBERSHIP_ATTACKS
 >>> create_attack("encodermi-t", n_views=4).queries_per_image
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import build_config
-from ...registry import Registry
+from ..registry import create_attack as _create
+from ..registry import registry as _registry
 from .base import MembershipAttack, MIAScores, save_scores
 from .blind import Blind
 from .downstream import DownstreamLoss
@@ -24,7 +26,7 @@ from .features import FeatureConfig, VictimProbe, pairwise_similarities, view_em
 from .metrics import best_threshold, evaluate_scores, plot_roc, tpr_at_fpr
 from .shadow import KNOWLEDGE_SETTINGS, Knowledge, Shadow, ShadowConfig, shadow_recipe, train_shadow
 from .single_embedding import SingleEmbedding
-from .targets import RECIPES, TargetRecipe, recipe, train_encoder
+from .targets import RECIPES, TargetRecipe, Trained, head_encoder, load_head, recipe, save_head, train_encoder
 from .two_view import TwoView
 
 __all__ = [
@@ -33,21 +35,32 @@ __all__ = [
     "KNOWLEDGE_SETTINGS",
     "MEMBERSHIP_ATTACKS",
     "RECIPES",
+    "Blind",
+    "DownstreamLoss",
+    "EmbeddingNorm",
+    "EncoderMIS",
+    "EncoderMIT",
+    "EncoderMIV",
     "FeatureConfig",
     "Knowledge",
     "MIAScores",
     "MembershipAttack",
     "Shadow",
     "ShadowConfig",
+    "SingleEmbedding",
     "TargetRecipe",
+    "Trained",
+    "TwoView",
     "VictimProbe",
     "best_threshold",
     "create_attack",
     "evaluate_scores",
+    "head_encoder",
+    "load_head",
     "pairwise_similarities",
     "plot_roc",
     "recipe",
-    "register_attack",
+    "save_head",
     "save_scores",
     "shadow_recipe",
     "tpr_at_fpr",
@@ -56,18 +69,13 @@ __all__ = [
     "view_embeddings",
 ]
 
-MEMBERSHIP_ATTACKS: Registry[MembershipAttack] = Registry("membership attack")
-register_attack = MEMBERSHIP_ATTACKS.register
-
 ENCODERMI = ("encodermi-v", "encodermi-s", "encodermi-t")
 BASELINES = ("single-embedding", "downstream-loss", "embedding-norm", "two-view", "blind")
-
-for _cls in (EncoderMIV, EncoderMIS, EncoderMIT, SingleEmbedding, DownstreamLoss, EmbeddingNorm, TwoView, Blind):
-    register_attack(_cls.name, config=_cls.config_class, help=_cls.source)(_cls)  # type: ignore[attr-defined]
+MEMBERSHIP_ATTACKS = _registry("membership")
 
 
 def create_attack(name: str, *, seed: int = 0, **params: Any) -> MembershipAttack:
-    """Build attack ``name`` with config fields from ``params`` (coerced and validated)."""
-    cls = MEMBERSHIP_ATTACKS.config_class(name)
-    config = build_config(cls, params) if cls is not None else None
-    return MEMBERSHIP_ATTACKS.create(name, config, seed=seed)
+    """Build membership attack ``name`` (``encoder_audit.attacks.registry.create_attack``) with its seed."""
+    attack: MembershipAttack = _create("membership", name, **params)
+    attack.seed = seed
+    return attack

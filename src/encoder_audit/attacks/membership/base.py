@@ -44,8 +44,10 @@ class MIAScores:
         scores: (N,) membership scores, higher = member.
         labels: (N,) 1 for members, 0 for non-members.
         threshold: decision threshold chosen on the shadow (``score >= threshold`` = member).
-        queries_per_image: victim images each scored input costs.
+        queries_per_image: victim images each scored input costs (per view draw).
         seconds: wall time of scoring (including queries not already cached).
+        per_draw: (draws, N) scores of each independent draw of views (``scores`` is their mean);
+            empty when the attack was scored once.
     """
 
     attack: str
@@ -55,6 +57,7 @@ class MIAScores:
     queries_per_image: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    per_draw: list[np.ndarray] = field(default_factory=list)
 
     def metrics(self) -> dict[str, Any]:
         """:func:`~encoder_audit.attacks.membership.metrics.evaluate_scores` at the shadow threshold."""
@@ -84,8 +87,20 @@ def save_scores(results: list[MIAScores], path: str | Path) -> Path:
 class MembershipAttack(ABC):
     """A membership-inference attack against an encoder.
 
-    Subclasses set ``name``, ``source`` (the paper the method comes from), ``queries_per_image``
-    and implement :meth:`fit` and :meth:`score_probe`.
+    Subclasses are registered with ``@register_attack("membership", name, config=...)`` (which sets
+    ``name`` and ``config_class``), set ``source`` (the paper the method comes from) and implement
+    :meth:`fit` and :meth:`score_probe`.
+
+    Capabilities (class attributes, read by the audit instead of checking names):
+
+    - ``needs_shadow``: it is fitted on a shadow encoder's members / non-members;
+    - ``needs_labels``: it needs class labels of the queried images;
+    - ``needs_reference``: it needs the shadow's labelled reference images;
+    - ``uses_views``: it queries augmented views (and so takes ``n_views`` / ``views`` / ``similarity``);
+    - ``white_box``: it needs the victim's weights (none of these does);
+    - ``diagnostic``: it checks the split, not the encoder (the blind baseline), so it is never the
+      strongest attack;
+    - ``query_cost(n)``: victim images charged for scoring ``n`` images once.
 
     Args:
         features: how views are queried (shared with other attacks through a :class:`VictimProbe`).
@@ -94,7 +109,13 @@ class MembershipAttack(ABC):
 
     name: ClassVar[str] = ""
     source: ClassVar[str] = ""
+    config_class: ClassVar[type | None] = None
     needs_shadow: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = False
+    needs_reference: ClassVar[bool] = False
+    uses_views: ClassVar[bool] = False
+    white_box: ClassVar[bool] = False
+    diagnostic: ClassVar[bool] = False
 
     def __init__(self, features: FeatureConfig | None = None, *, seed: int = 0) -> None:
         self.features = features or FeatureConfig()
@@ -105,6 +126,10 @@ class MembershipAttack(ABC):
     def queries_per_image(self) -> int:
         """Victim images needed to score one input."""
         return self.features.n_views
+
+    def query_cost(self, n: int) -> int:
+        """Victim images charged for scoring ``n`` images once (one draw of views)."""
+        return n * self.queries_per_image
 
     @abstractmethod
     def fit(self, shadow: Shadow) -> MembershipAttack:

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ...data.base import ImageDataset
 from ...victim import Encoder
+from ..registry import register_attack
 from .base import MembershipAttack, MIAScores
 from .features import VictimProbe
 from .shadow import Shadow
@@ -51,7 +52,9 @@ def _pixels(ds: ImageDataset, size: int) -> np.ndarray:
     return x.flatten(1).numpy()
 
 
-def blind_scores(members: ImageDataset, nonmembers: ImageDataset, config: BlindConfig | None = None, *, seed: int = 0):
+def blind_scores(
+    members: ImageDataset, nonmembers: ImageDataset, config: BlindConfig | None = None, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold member probabilities of a pixel classifier; returns (scores, labels)."""
     c = config or BlindConfig()
     x = np.concatenate([_pixels(members, c.size), _pixels(nonmembers, c.size)])
@@ -67,13 +70,18 @@ def blind_scores(members: ImageDataset, nonmembers: ImageDataset, config: BlindC
     return scores, y
 
 
+@register_attack(
+    "membership",
+    "blind",
+    config=BlindConfig,
+    help="Das, Zhang, Tramer (2024), blind baseline: image-only classifier, no encoder",
+)
 class Blind(MembershipAttack):
     """Image-only, cross-fitted logistic regression; score = out-of-fold member probability."""
 
-    name = "blind"
     source = "Das, Zhang, Tramer (2024), blind baseline: image-only classifier, no encoder"
     needs_shadow = False
-    config_class = BlindConfig
+    diagnostic = True
 
     def __init__(self, config: BlindConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or BlindConfig()

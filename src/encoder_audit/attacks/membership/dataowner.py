@@ -84,7 +84,7 @@ def load_image_folder(path: str | Path, input_shape: tuple[int, int, int], *, li
     for f in files:
         try:
             with Image.open(f) as im:
-                im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+                im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
         except (OSError, ValueError) as exc:
             log.warning("skipping unreadable image %s: %s", f, exc)
@@ -98,6 +98,60 @@ def load_image_folder(path: str | Path, input_shape: tuple[int, int, int], *, li
     ds = ImageDataset(images=images, labels=None, info=info, split="audit")
     ds.file_names = names  # type: ignore[attr-defined]
     return ds
+
+
+def through_loader(ds: ImageDataset, input_shape: tuple[int, int, int]) -> ImageDataset:
+    """``ds`` passed through the path an owner's image files take in :func:`load_image_folder`.
+
+    Each image is encoded as PNG, decoded with PIL, converted to the victim's channels and resized with
+    the same filter, so reference and owner images differ only in content (exchangeability), not in
+    the decode / resize pipeline.
+    """
+    import io
+
+    from PIL import Image
+
+    c, h, w = input_shape
+    arrays = []
+    for img in ds.images:
+        a = img.numpy()
+        pil = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG")
+        buf.seek(0)
+        with Image.open(buf) as im:
+            im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+            b = np.asarray(im, dtype=np.uint8)
+        arrays.append(b[None] if c == 1 else b.transpose(2, 0, 1))
+    info = DatasetInfo(name=f"{ds.name} (through the folder loader)", channels=c, image_size=h, num_classes=0)
+    return ImageDataset(images=torch.from_numpy(np.stack(arrays)), labels=None, info=info, split="reference")
+
+
+def domain_shift(
+    owner: torch.Tensor, reference: torch.Tensor, *, permutations: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """Permutation test that owner and reference embeddings come from one distribution.
+
+    Statistic: the mean over dimensions of the squared difference of the two sets' means, in units of
+    the pooled per-dimension standard deviation. Its permutation p-value is small when the owner's images
+    are from another domain than the references (then a "used" verdict may only be a domain shift).
+
+    Returns:
+        ``{"statistic", "p_value"}``.
+    """
+    x = torch.cat([owner, reference]).double()
+    sd = x.std(0).clamp(min=1e-8)
+    z = (x / sd).numpy()
+    n = len(owner)
+
+    def stat(idx: np.ndarray) -> float:
+        return float(np.mean((z[idx[:n]].mean(0) - z[idx[n:]].mean(0)) ** 2))
+
+    base = np.arange(len(z))
+    observed = stat(base)
+    rng = np.random.default_rng(seed)
+    null = np.array([stat(rng.permutation(len(z))) for _ in range(permutations)])
+    return {"statistic": observed, "p_value": float((1 + (null >= observed).sum()) / (1 + permutations))}
 
 
 def audit_images(
@@ -114,14 +168,17 @@ def audit_images(
     Args:
         victim: the encoder.
         owner: the data owner's images.
-        reference: known non-members from the same distribution (at least 20; hundreds are better).
+        reference: known non-members from the same distribution, ideally loaded the same way as the
+            owner's images (:func:`through_loader`); at least 20, hundreds are better.
         config: levels and features.
         attack: a fitted attack whose scores replace the EncoderMI-T statistic.
         seed: seed of the augmented views.
 
     Returns:
-        ``verdict`` ("used" / "no evidence"), ``p_value`` (= the false-positive rate the verdict implies),
-        per-image scores / p-values / flags, ``auc`` of owner vs. reference, and query usage.
+        ``verdict`` ("used" / "no evidence"), ``p_value`` of the set-level test, ``alpha`` (the
+        false-positive rate the verdict is held to), the direction of the difference, per-image scores /
+        p-values / flags with the smallest attainable per-image p, ``auc`` of owner vs. reference, a
+        domain-shift check and query usage.
     """
     c = config or OwnerAuditConfig()
     if len(reference) < 20:
@@ -140,41 +197,109 @@ def audit_images(
         statistic = f"{attack.name} score"
     n_ref = len(s_ref)
     p_img = (1 + (s_ref[None, :] >= s_owner[:, None]).sum(axis=1)) / (1 + n_ref)
+    min_p = 1.0 / (1 + n_ref)
+    needed = int(np.ceil(1.0 / c.image_alpha - 1 - 1e-9))
     flagged = p_img <= c.image_alpha
     test = stats.mannwhitneyu(s_owner, s_ref, alternative="greater")
     p_set = float(test.pvalue)
     labels = np.r_[np.ones(len(s_owner)), np.zeros(n_ref)]
     auc = evaluate_scores(np.r_[s_owner, s_ref], labels)["auc"]
+    direction = "higher" if auc > 0.5 else ("lower" if auc < 0.5 else "neither higher nor lower")
     verdict = "used" if p_set <= c.alpha else "no evidence"
     expected = c.image_alpha * len(s_owner)
-    explanation = (
-        f"{verdict.upper()}: the {len(s_owner)} images score higher than {n_ref} reference non-members "
-        f"with one-sided Mann-Whitney p = {p_set:.3g} (AUC {auc:.3f}); "
-        + (
-            f"a folder of non-members would get evidence this strong with probability {p_set:.3g} "
-            f"(verdict threshold alpha = {c.alpha})."
-            if verdict == "used"
-            else f"not significant at the {c.alpha:.0%} false-positive rate."
+    shift = domain_shift(p_owner.clean(), p_ref.clean(), seed=seed)
+    warnings_: list[str] = []
+    if min_p > c.image_alpha:
+        warnings_.append(
+            f"with {n_ref} reference images the smallest attainable per-image p-value is {min_p:.3g} > "
+            f"{c.image_alpha}: no single image can be flagged; at least {needed} references are needed"
         )
-        + f" {int(flagged.sum())} images individually flagged at p <= {c.image_alpha} "
-        f"({expected:.1f} expected by chance)."
+    if shift["p_value"] <= 0.01:
+        warnings_.append(
+            f"the owner's images and the references differ in embedding distribution (permutation p = "
+            f"{shift['p_value']:.3g}): they may come from different domains, and then a difference in scores "
+            "measures the domain, not membership"
+        )
+    explanation = (
+        f"{verdict.upper()}: the {len(s_owner)} images score {direction} than {n_ref} reference non-members "
+        f"(AUC {auc:.3f}); one-sided Mann-Whitney p-value {p_set:.3g} against the level alpha = {c.alpha} "
+        + ("(significant: " if verdict == "used" else "(not significant: ")
+        + f"a folder of non-members is called 'used' with probability at most alpha). "
+        f"{int(flagged.sum())} images individually flagged at p <= {c.image_alpha} ({expected:.1f} expected by "
+        f"chance; smallest attainable per-image p {min_p:.3g})." + "".join(f" Warning: {w}." for w in warnings_)
     )
     return {
         "verdict": verdict,
         "p_value": p_set,
-        "false_positive_rate": p_set,
         "alpha": c.alpha,
+        "direction": direction,
         "auc_vs_reference": auc,
         "statistic": statistic,
         "n_images": len(s_owner),
         "n_reference": n_ref,
         "flagged": int(flagged.sum()),
         "flagged_expected_by_chance": expected,
+        "image_alpha": c.image_alpha,
+        "min_image_p_value": min_p,
+        "references_needed_for_image_alpha": needed,
+        "domain_shift": shift,
+        "warnings": warnings_,
         "image_scores": s_owner.tolist(),
         "image_p_values": p_img.tolist(),
         "image_names": list(getattr(owner, "file_names", [str(i) for i in owner.indices])),  # type: ignore[union-attr]
         "reference_scores": s_ref.tolist(),
         "usage": query_usage(counter, before=before),
         "explanation": explanation,
-        "assumption": "reference images are non-members drawn from the same distribution as the audited images",
+        "assumption": "reference images are non-members drawn from the same distribution as the audited "
+        "images and loaded through the same decode / resize path",
     }
+
+
+def plot_scores(result: dict[str, Any], path: str | Path) -> Path:
+    """Histogram of the owner's and the references' scores (the data-owner audit's figure)."""
+    from matplotlib.figure import Figure
+
+    from ...io import atomic_write
+
+    fig = Figure(figsize=(5.0, 3.4), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    owner, ref = np.asarray(result["image_scores"]), np.asarray(result["reference_scores"])
+    bins = np.histogram_bin_edges(np.r_[owner, ref], bins=30).tolist()
+    ax.hist(ref, bins=bins, alpha=0.6, density=True, label=f"reference non-members ({len(ref)})")
+    ax.hist(owner, bins=bins, alpha=0.6, density=True, label=f"owner's images ({len(owner)})")
+    ax.set_xlabel(result["statistic"], fontsize=8)
+    ax.set_ylabel("density")
+    ax.set_title(f"{result['verdict']}: p-value {result['p_value']:.3g} (alpha {result['alpha']})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return path
+
+
+def owner_audit_job(
+    victim: Encoder,
+    folder: str | Path,
+    reference: ImageDataset,
+    run: Any,
+    config: OwnerAuditConfig | None = None,
+    *,
+    attack: MembershipAttack | None = None,
+    seed: int = 0,
+    max_reference: int | None = None,
+) -> dict[str, Any]:
+    """``encoder-audit membership --audit FOLDER``: load, test, write ``results.json``, ``env.json``, the plot.
+
+    The references go through the same loader as the owner's files (:func:`through_loader`).
+    """
+    from ...data.base import subsample
+
+    owner = load_image_folder(folder, victim.input_shape)
+    ref = through_loader(subsample(reference, max_reference, seed), victim.input_shape)
+    result = audit_images(victim, owner, ref, config, attack=attack, seed=seed)
+    run.save_config({"command": "membership --audit", "folder": str(folder), "reference": reference.name})
+    run.save_env(seed)
+    plot = plot_scores(result, run.file("owner_scores.png"))
+    result["figure"] = str(plot)
+    run.save_results(result, kind="membership-owner-audit")
+    return result

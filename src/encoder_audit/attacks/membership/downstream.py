@@ -18,6 +18,7 @@ import numpy as np
 
 from ...evaluate import fit_linear_probe
 from ...evaluate.linear import LinearProbe
+from ..registry import register_attack
 from .base import MembershipAttack
 from .features import FeatureConfig, VictimProbe
 from .metrics import best_threshold
@@ -53,12 +54,18 @@ def _signal(head: LinearProbe, probe: VictimProbe, signal: str) -> np.ndarray:
     return np.log(np.clip(p, 1e-12, 1.0))  # = -cross-entropy
 
 
+@register_attack(
+    "membership",
+    "downstream-loss",
+    config=DownstreamLossConfig,
+    help="Yeom et al. (CSF 2018) LOSS / Salem et al. (NDSS 2019) confidence, on a downstream linear head",
+)
 class DownstreamLoss(MembershipAttack):
     """Linear head on reference embeddings; score = -loss (or confidence) of a query."""
 
-    name = "downstream-loss"
+    needs_labels = True
+    needs_reference = True
     source = "Yeom et al. (CSF 2018) LOSS / Salem et al. (NDSS 2019) confidence, on a downstream linear head"
-    config_class = DownstreamLossConfig
 
     def __init__(self, config: DownstreamLossConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or DownstreamLossConfig()

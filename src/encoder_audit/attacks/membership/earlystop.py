@@ -21,7 +21,7 @@ from ...evaluate import EvalConfig, evaluate_encoder
 from ...io import atomic_write
 from ...runs import derive_seed
 from ...victim import LocalEncoder
-from .audit import run_attacks
+from .engine import run_attacks
 from .features import FeatureConfig
 from .shadow import ShadowConfig, train_shadow
 from .targets import TargetRecipe, train_encoder
@@ -61,7 +61,7 @@ def early_stopping_sweep(
     if not epochs or epochs[-1] != recipe.epochs:
         raise ValueError(f"the last checkpoint must be recipe.epochs={recipe.epochs}, got {epochs}")
     t0 = time.perf_counter()
-    _, target_snaps = train_encoder(members, recipe, seed=derive_seed(seed, "target"), snapshots=epochs)
+    target_snaps = train_encoder(members, recipe, seed=derive_seed(seed, "target"), snapshots=epochs).snapshots
     t1 = time.perf_counter()
     _, shadow_snaps = train_shadow(
         shadow_data, ShadowConfig(recipe=recipe, reference=reference), seed=seed, snapshots=tuple(epochs)
@@ -70,7 +70,7 @@ def early_stopping_sweep(
     ec = eval_config or EvalConfig(max_train=2000, max_test=1000)
     rows = []
     for e in epochs:
-        victim = LocalEncoder(target_snaps[e])
+        victim = LocalEncoder(target_snaps[e][0])
         results, _ = run_attacks(
             victim,
             members,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .features import FeatureConfig, VictimProbe
 from .shadow import Shadow
@@ -43,12 +44,17 @@ def _log_gauss(t: np.ndarray, mu: float, sd: float) -> np.ndarray:
     return -0.5 * ((t - mu) / sd) ** 2 - np.log(sd)
 
 
+@register_attack(
+    "membership",
+    "embedding-norm",
+    config=EmbeddingNormConfig,
+    help="Sun et al., LpLA (ASIA CCS 2025): likelihood attack on the p-norm of embeddings",
+)
 class EmbeddingNorm(MembershipAttack):
     """Gaussian likelihood ratio on ||h(x)||_p; score = log-likelihood ratio."""
 
-    name = "embedding-norm"
     source = "Sun et al., LpLA (ASIA CCS 2025): likelihood attack on the p-norm of embeddings"
-    config_class = EmbeddingNormConfig
+    needs_reference = True
 
     def __init__(self, config: EmbeddingNormConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or EmbeddingNormConfig()

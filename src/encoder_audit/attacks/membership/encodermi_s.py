@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .classifier import BinaryTrainConfig, Standardizer, predict_logits, train_binary
 from .features import FeatureConfig, VictimProbe
@@ -87,19 +88,23 @@ class EncoderMISConfig:
             raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
 
 
+@register_attack(
+    "membership",
+    "encodermi-s",
+    config=EncoderMISConfig,
+    help="Liu et al., EncoderMI (CCS 2021): set-based inference classifier (DeepSets)",
+)
 class EncoderMIS(MembershipAttack):
     """Set of similarities -> DeepSets; score = the member logit."""
 
-    name = "encodermi-s"
     source = "Liu et al., EncoderMI (CCS 2021): set-based inference classifier (DeepSets, Zaheer et al. 2017)"
-    config_class = EncoderMISConfig
+    uses_views = True
 
     def __init__(self, config: EncoderMISConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or EncoderMISConfig()
         c = self.config
         super().__init__(FeatureConfig(c.n_views, c.similarity, c.views), seed=seed)
-        torch.manual_seed(seed)
-        self.model = DeepSets(c.hidden, c.pool)
+        self.model: DeepSets | None = None
         self.scaler: Standardizer | None = None
 
     def fit(self, shadow: Shadow) -> EncoderMIS:
@@ -109,12 +114,14 @@ class EncoderMIS(MembershipAttack):
         y = torch.cat([torch.ones(len(p_in)), torch.zeros(len(p_out))])
         self.scaler = Standardizer(x, per_feature=False)  # one scale for all elements keeps invariance
         train_cfg = BinaryTrainConfig(c.epochs, c.batch_size, c.lr, c.weight_decay)
+        torch.manual_seed(self.seed)
+        self.model = DeepSets(c.hidden, c.pool)
         train_binary(self.model, self.scaler(x), y, train_cfg, seed=self.seed)
         self.threshold = 0.0
         return self
 
     def score_probe(self, probe: VictimProbe) -> np.ndarray:
-        if self.scaler is None:
+        if self.scaler is None or self.model is None:
             raise RuntimeError("encodermi-s: call fit(shadow) first")
         c = self.config
         return predict_logits(self.model, self.scaler(probe.similarities(c.n_views, c.similarity)))

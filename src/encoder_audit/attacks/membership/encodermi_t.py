@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .features import FeatureConfig, VictimProbe
 from .metrics import best_threshold
@@ -49,12 +50,17 @@ class EncoderMITConfig:
         FeatureConfig(self.n_views, self.similarity, self.views)
 
 
+@register_attack(
+    "membership",
+    "encodermi-t",
+    config=EncoderMITConfig,
+    help="Liu et al., EncoderMI (CCS 2021): threshold-based inference",
+)
 class EncoderMIT(MembershipAttack):
     """Mean similarity, threshold maximising shadow accuracy; score = the mean similarity."""
 
-    name = "encodermi-t"
     source = "Liu et al., EncoderMI (CCS 2021): threshold-based inference"
-    config_class = EncoderMITConfig
+    uses_views = True
 
     def __init__(self, config: EncoderMITConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or EncoderMITConfig()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .classifier import BinaryTrainConfig, Standardizer, predict_logits, train_binary
 from .features import SIMILARITIES, FeatureConfig, VictimProbe, num_pairs
@@ -55,23 +56,32 @@ class EncoderMIVConfig:
             raise ValueError(f"unknown similarity {self.similarity!r}")
 
 
+@register_attack(
+    "membership",
+    "encodermi-v",
+    config=EncoderMIVConfig,
+    help="Liu et al., EncoderMI (CCS 2021): vector-based inference classifier",
+)
 class EncoderMIV(MembershipAttack):
     """Sorted similarity vector -> MLP (two hidden layers, ReLU); score = the member logit."""
 
-    name = "encodermi-v"
     source = "Liu et al., EncoderMI (CCS 2021): vector-based inference classifier"
-    config_class = EncoderMIVConfig
+    uses_views = True
 
     def __init__(self, config: EncoderMIVConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or EncoderMIVConfig()
         c = self.config
         super().__init__(FeatureConfig(c.n_views, c.similarity, c.views), seed=seed)
+        self.model: nn.Module | None = None
+        self.scaler: Standardizer | None = None
+
+    def _new_model(self) -> nn.Module:
+        c = self.config
         d = num_pairs(c.n_views)
-        torch.manual_seed(seed)
-        self.model = nn.Sequential(
+        torch.manual_seed(self.seed)
+        return nn.Sequential(
             nn.Linear(d, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Linear(c.hidden, 1)
         )
-        self.scaler: Standardizer | None = None
 
     def vector(self, probe: VictimProbe) -> torch.Tensor:
         """(N, n (n - 1) / 2) similarities sorted ascending."""
@@ -84,11 +94,12 @@ class EncoderMIV(MembershipAttack):
         self.scaler = Standardizer(x)
         c = self.config
         train_cfg = BinaryTrainConfig(c.epochs, c.batch_size, c.lr, c.weight_decay)
+        self.model = self._new_model()
         train_binary(self.model, self.scaler(x), y, train_cfg, seed=self.seed)
         self.threshold = 0.0  # logit 0 = probability 1/2, the classifier's own decision
         return self
 
     def score_probe(self, probe: VictimProbe) -> np.ndarray:
-        if self.scaler is None:
+        if self.scaler is None or self.model is None:
             raise RuntimeError("encodermi-v: call fit(shadow) first")
         return predict_logits(self.model, self.scaler(self.vector(probe)))

@@ -8,7 +8,11 @@ likely a member", and a sample is predicted a member when ``score >= threshold``
 
 TPR at a target FPR is read off the empirical ROC at the largest FPR not above the target. With
 ``m`` non-members the smallest non-zero FPR is ``1/m``: below it the number says only whether any
-member scores above every non-member (``fpr_resolution`` is reported beside it).
+member scores above every non-member, so :func:`evaluate_scores` reports it as None ("n/a") unless
+``m >= 1 / fpr`` (:func:`min_nonmembers_for`).
+
+The AUC comes with a stratified bootstrap 95% interval (:func:`bootstrap_auc`: members and
+non-members are resampled separately, so every resample keeps both classes).
 """
 
 from __future__ import annotations
@@ -21,7 +25,18 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ...io import atomic_write
 
-__all__ = ["best_threshold", "evaluate_scores", "plot_roc", "roc_points", "tpr_at_fpr"]
+__all__ = [
+    "auc_from_ranks",
+    "best_threshold",
+    "bootstrap_auc",
+    "evaluate_scores",
+    "min_nonmembers_for",
+    "plot_roc",
+    "roc_points",
+    "tpr_at_fpr",
+]
+
+FPR_LEVELS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.001}
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +68,59 @@ def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float) -> float:
     return float(t[ok].max()) if ok.any() else 0.0
 
 
+def min_nonmembers_for(fpr: float) -> int:
+    """Non-members needed before TPR at ``fpr`` means more than TPR at FPR 0 (``ceil(1 / fpr)``).
+
+    >>> min_nonmembers_for(0.01), min_nonmembers_for(0.001)
+    (100, 1000)
+    """
+    return int(np.ceil(1.0 / fpr - 1e-9))
+
+
+def auc_from_ranks(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count one half): P(member score > non-member score).
+
+    >>> auc_from_ranks(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0]))
+    0.875
+    """
+    from scipy.stats import rankdata
+
+    s, y = _check(scores, labels)
+    n1, n0 = int(y.sum()), int((1 - y).sum())
+    if n1 == 0 or n0 == 0:
+        raise ValueError("need both members and non-members for an AUC")
+    r = rankdata(s)
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bootstrap_auc(
+    scores: np.ndarray, labels: np.ndarray, *, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of the AUC over stratified bootstrap resamples (members and non-members apart).
+
+    Returns:
+        ``(lo, hi)``; ``(auc, auc)`` when ``resamples`` is 0.
+    """
+    from scipy.stats import rankdata
+
+    s, y = _check(scores, labels)
+    if resamples <= 0:
+        a = auc_from_ranks(s, y)
+        return a, a
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("need both members and non-members for an AUC")
+    rng = np.random.default_rng(seed)
+    p = pos[rng.integers(0, len(pos), size=(resamples, len(pos)))]
+    n = neg[rng.integers(0, len(neg), size=(resamples, len(neg)))]
+    both = np.concatenate([p, n], axis=1)
+    ranks = rankdata(both, axis=1)
+    n1, n0 = len(pos), len(neg)
+    aucs = (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    tail = (1 - level) / 2
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold maximising accuracy ``score >= t`` on labelled (shadow) data.
 
@@ -78,14 +146,25 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(cands[best[len(best) // 2]])
 
 
-def evaluate_scores(scores: np.ndarray, labels: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
-    """Accuracy, precision, recall (at ``threshold``), AUC, TPR at 1% / 0.1% FPR, balanced advantage.
+def evaluate_scores(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float | None = None,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Accuracy, precision, recall (at ``threshold``), AUC (with a bootstrap interval), TPR at 1% / 0.1% FPR.
+
+    TPR at an FPR the non-member count cannot resolve (fewer than ``1 / fpr`` non-members) is None.
 
     Args:
         scores: per-sample membership scores (higher = member).
         labels: 1 for members, 0 for non-members.
         threshold: decision threshold chosen *without* the evaluation labels (e.g. on the shadow);
             None leaves the operating-point metrics out.
+        bootstrap: resamples of the AUC's 95% interval (``auc_lo`` / ``auc_hi``; 0: none).
+        seed: seed of the resamples.
     """
     s, y = _check(scores, labels)
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
@@ -94,13 +173,15 @@ def evaluate_scores(scores: np.ndarray, labels: np.ndarray, threshold: float | N
     f, t, _ = roc_curve(y, s, drop_intermediate=False)
     out: dict[str, Any] = {
         "auc": float(roc_auc_score(y, s)),
-        "tpr_at_1pct_fpr": tpr_at_fpr(s, y, 0.01),
-        "tpr_at_0.1pct_fpr": tpr_at_fpr(s, y, 0.001),
         "advantage": float(np.max(t - f)),
         "members": n_pos,
         "nonmembers": n_neg,
         "fpr_resolution": 1.0 / n_neg,
     }
+    for name, level in FPR_LEVELS.items():
+        out[name] = tpr_at_fpr(s, y, level) if n_neg >= min_nonmembers_for(level) else None
+    if bootstrap:
+        out["auc_lo"], out["auc_hi"] = bootstrap_auc(s, y, resamples=bootstrap, seed=seed)
     if threshold is not None:
         pred = s >= threshold
         tp = int((pred & (y == 1)).sum())
@@ -109,6 +190,7 @@ def evaluate_scores(scores: np.ndarray, labels: np.ndarray, threshold: float | N
             {
                 "threshold": float(threshold),
                 "accuracy": float((pred == (y == 1)).mean()),
+                "balanced_accuracy": 0.5 * (tp / n_pos + 1 - fp / n_neg),
                 "precision": tp / (tp + fp) if tp + fp else 0.0,
                 "recall": tp / n_pos,
                 "fpr": fp / n_neg,

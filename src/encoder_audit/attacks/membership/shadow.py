@@ -23,9 +23,9 @@ from typing import Any
 from ...data.base import ImageDataset
 from ...data.splits import make_splits
 from ...runs import derive_seed
-from ...victim import LocalEncoder
+from ...victim import Encoder, LocalEncoder
 from .features import FeatureConfig, VictimProbe
-from .targets import TargetRecipe, train_encoder
+from .targets import TargetRecipe, head_encoder, train_encoder
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +103,17 @@ class Shadow:
 
     def __init__(
         self,
-        encoder: LocalEncoder,
+        encoder: Encoder,
         members: ImageDataset,
         nonmembers: ImageDataset,
         reference: ImageDataset | None = None,
         *,
         recipe: TargetRecipe | None = None,
         seed: int = 0,
+        head: Any = None,
     ) -> None:
         self.encoder = encoder
+        self.head = head
         self.members = members
         self.nonmembers = nonmembers
         self.reference = reference
@@ -138,13 +140,32 @@ class Shadow:
             self._ref_probe[tag] = VictimProbe(encoder, self.reference, features, seed=derive_seed(self.seed, tag))
         return self._ref_probe[tag]
 
+    def head_output(self) -> Shadow:
+        """This shadow seen through its projection head (``z = g(h)``); itself when it has none.
+
+        Raises:
+            ValueError: the shadow's encoder is not local (no weights to put the head on).
+        """
+        if self.head is None or self.recipe is None or self.recipe.head_kind == "none":
+            return self
+        if not isinstance(self.encoder, LocalEncoder):
+            raise ValueError("the shadow's head output needs a local shadow encoder")
+        return Shadow(
+            LocalEncoder(head_encoder(self.encoder.net, self.head)),
+            self.members,
+            self.nonmembers,
+            self.reference,
+            recipe=self.recipe,
+            seed=self.seed,
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "members": len(self.members),
             "nonmembers": len(self.nonmembers),
             "reference": 0 if self.reference is None else len(self.reference),
             "dataset": self.members.name,
-            "recipe": None if self.recipe is None else dict(self.recipe.__dict__),
+            "recipe": None if self.recipe is None else self.recipe.to_dict(),
         }
 
 
@@ -155,6 +176,7 @@ def train_shadow(
     seed: int = 0,
     snapshots: tuple[int, ...] = (),
     progress: bool | None = False,
+    device: str = "cpu",
 ) -> tuple[Shadow, dict[int, Shadow]]:
     """Split ``shadow_data`` i.i.d. into members / non-members / reference and train the shadow encoder.
 
@@ -181,10 +203,14 @@ def train_shadow(
     manifest = make_splits(shadow_data, sizes, seed=derive_seed(seed, "shadow-split"))
     parts = {k: shadow_data.subset(list(v)) for k, v in manifest.parts.items()}
     log.info("training shadow %s/%s on %d images", c.recipe.arch, c.recipe.method, len(parts["members"]))
-    net, snaps = train_encoder(parts["members"], c.recipe, seed=derive_seed(seed, "shadow-train"), snapshots=snapshots)
+    trained = train_encoder(
+        parts["members"], c.recipe, seed=derive_seed(seed, "shadow-train"), snapshots=snapshots, device=device
+    )
     ref = parts["reference"] if c.reference else None
 
-    def make(n: Any) -> Shadow:
-        return Shadow(LocalEncoder(n), parts["members"], parts["nonmembers"], ref, recipe=c.recipe, seed=seed)
+    def make(net: Any, head: Any) -> Shadow:
+        return Shadow(
+            LocalEncoder(net), parts["members"], parts["nonmembers"], ref, recipe=c.recipe, seed=seed, head=head
+        )
 
-    return make(net), {e: make(n) for e, n in snaps.items()}
+    return make(trained.net, trained.head), {e: make(n, h) for e, (n, h) in trained.snapshots.items()}

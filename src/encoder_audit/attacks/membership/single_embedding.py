@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .classifier import BinaryTrainConfig, Standardizer, predict_logits, train_binary
 from .features import FeatureConfig, VictimProbe
@@ -41,12 +42,16 @@ class SingleEmbeddingConfig:
             raise ValueError(f"hidden must be >= 1, got {self.hidden}")
 
 
+@register_attack(
+    "membership",
+    "single-embedding",
+    config=SingleEmbeddingConfig,
+    help="Shokri et al. (S&P 2017) shadow-model attack, on the raw embedding h(x)",
+)
 class SingleEmbedding(MembershipAttack):
     """MLP on the standardised clean embedding; score = member logit."""
 
-    name = "single-embedding"
     source = "Shokri et al. (S&P 2017) shadow-model attack, on the raw embedding h(x)"
-    config_class = SingleEmbeddingConfig
 
     def __init__(self, config: SingleEmbeddingConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or SingleEmbeddingConfig()

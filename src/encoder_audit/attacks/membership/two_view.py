@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..registry import register_attack
 from .base import MembershipAttack
 from .features import FeatureConfig, VictimProbe
 from .metrics import best_threshold
@@ -31,12 +32,17 @@ class TwoViewConfig:
         FeatureConfig(2, self.similarity, self.views)
 
 
+@register_attack(
+    "membership",
+    "two-view",
+    config=TwoViewConfig,
+    help="single-pair view similarity (n = 2 case of EncoderMI-T; cf. Song & Raghunathan, CCS 2020)",
+)
 class TwoView(MembershipAttack):
     """Cosine of two views' embeddings; threshold maximising shadow accuracy."""
 
-    name = "two-view"
     source = "single-pair view similarity (n = 2 case of EncoderMI-T; cf. Song & Raghunathan, CCS 2020)"
-    config_class = TwoViewConfig
+    uses_views = True
 
     def __init__(self, config: TwoViewConfig | None = None, *, seed: int = 0) -> None:
         self.config = config or TwoViewConfig()

@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--optimizer", default="adam")
     p.add_argument("--references", type=int, default=1)
     p.add_argument("--reference-crop", action="store_true", help="also crop the reference views (not official)")
+    p.add_argument("--reference-choice", choices=["typical", "random"], default="typical")
     p.add_argument("--target-label", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="audit seed whose shadow split is used")
@@ -51,6 +52,7 @@ def main() -> None:
         lr=a.lr,
         optimizer=a.optimizer,
         reference_crop=a.reference_crop,
+        reference_choice=a.reference_choice,
     )
     run = run_badencoder(
         net, data.shadow, data.train, data.test, cfg, seed=a.seed, max_train=a.max_train, max_test=a.max_test

@@ -58,7 +58,7 @@ def test_smoke_stage_round_trips_and_builds_a_section(smoke_run: tuple[Poisoning
     section = build_poisoning_section(again)
     assert section.key == "poisoning" and section.verdict.level in {"high", "medium", "low"}
     assert "gain" in section.verdict.rule and "95%" in section.verdict.rule
-    assert section.headline.render().startswith("Strongest: ")
+    assert section.headline.render().startswith(("Strongest: ", "No tested attack beat its paired control"))
     assert "{" not in section.headline.render()
     kinds = {c.kind for c in section.verdict.controls}
     assert "negative" in kinds

@@ -128,3 +128,19 @@ def test_run_badencoder_draws_references_of_the_target_class() -> None:
     run = run_badencoder(net, shadow, shadow, test, cfg, seed=0)
     assert run.steps == 2 and all(int(shadow.labels[r]) == 2 for r in run.reference_rows)
     assert 0 <= run.metrics["asr"] <= 1 and len(run.history) == 1
+
+
+def test_typical_references_are_of_the_target_class_and_nearest_its_mean() -> None:
+    data = create_dataset("synthetic", "train", n=120, size=16, classes=3)
+    net = create_encoder("cnn-small", 1, 16, width=8).eval()
+    refs, rows = reference_images(data, 1, 2, seed=0, encoder=net, pool=100)
+    assert refs.shape == (2, 1, 16, 16)
+    assert len(rows) == 2 and all(int(data.labels[r]) == 1 for r in rows)
+    cand = torch.as_tensor([i for i in range(120) if int(data.labels[i]) == 1])
+    with torch.no_grad():
+        z = F.normalize(net(data.float_images(cand)), dim=1)
+    score = dict(zip(cand.tolist(), (z @ F.normalize(z.mean(0), dim=0)).tolist()))
+    assert min(score[r] for r in rows) >= sorted(score.values())[-2] - 1e-6  # the pool holds all 40: the top two
+    assert reference_images(data, 1, 2, seed=0, encoder=net, pool=100)[1] == rows
+    with pytest.raises(ValueError):
+        BadEncoderConfig(reference_choice="prettiest")

@@ -346,17 +346,19 @@ def _headline(r: PoisoningResult, strongest: Finding | None) -> Text:
         "lo": lo,
         "hi": hi,
     }
+    lead = "Strongest" if lo > 0 else "No tested attack beat its paired control; closest"
+    values["lead"] = lead
     if strongest.threat == "weights":
         b = r.badencoder
         values |= {"ba": b.backdoored_accuracy, "ca": b.clean_accuracy}
         return Text(
-            "Strongest: {attack}: ASR {value:.0%} against a base rate of {control:.0%} (gain {gain:.0%}, 95% CI "
+            "{lead}: {attack}: ASR {value:.0%} against a base rate of {control:.0%} (gain {gain:.0%}, 95% CI "
             "{lo:.0%} to {hi:.0%}) at BA {ba:.1%} (CA {ca:.1%}).",
             values,
         )
     values |= {"poisons": strongest.poisons, "rate": strongest.rate, "pairs": strongest.train_pairs}
     return Text(
-        "Strongest: {attack} in the victim's training pipeline: {value:.0%} against {control:.0%} without poisons "
+        "{lead}: {attack} in the victim's training pipeline: {value:.0%} against {control:.0%} without poisons "
         "(gain {gain:.0%}, 95% CI {lo:.0%} to {hi:.0%}) with {poisons} poisons ({rate:.2%} of {pairs:,} pairs).",
         values,
     )

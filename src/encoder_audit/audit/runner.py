@@ -23,7 +23,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,7 @@ class _SeedState:
     results: dict[str, Any]
     stage_seconds: dict[str, float]
     splits: dict[str, Any]
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed: dict[int, _SeedState]) -> None:
@@ -214,9 +215,12 @@ def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed
     else:
         sections = per_seed[seeds[0]].sections if seeds else {}
     stage_seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
     for s in seeds:
         for name, sec in per_seed[s].stage_seconds.items():
             stage_seconds[name] = round(stage_seconds.get(name, 0.0) + sec, 1)
+        for name, sec in per_seed[s].cpu_seconds.items():
+            cpu_seconds[name] = round(cpu_seconds.get(name, 0.0) + sec, 1)
     victim = sections.get("victim")
     results = {
         "title": "Encoder audit",
@@ -225,6 +229,7 @@ def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed
         "seeds": list(config.seeds),
         "splits": per_seed[seeds[0]].splits if seeds else {},
         "stage_seconds": stage_seconds,
+        "stage_cpu_seconds": cpu_seconds,
         "sections": {k: s.to_dict() for k, s in sections.items()},
         "per_seed": {
             str(s): {
@@ -244,17 +249,22 @@ def _write_results(run: RunDir, config: AuditConfig, victim_label: str, per_seed
     build_report(run.path)
 
 
-def _one_stage(ctx: StageContext, name: str, cached: Path, base: Path, run: RunDir) -> tuple[Section, Any, float]:
+def _one_stage(
+    ctx: StageContext, name: str, cached: Path, base: Path, run: RunDir
+) -> tuple[Section, Any, float, float]:
     """Run one stage and store its result in ``cached``; a failure becomes a ``failed`` section (not stored)."""
     log.info("seed %d, stage %s: started", ctx.run_seed, name)
     seed_everything(ctx.seed)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     try:
         result = _run_stage(ctx, name)
         section = _build(name, result)
         elapsed = round(time.perf_counter() - start, 1)
+        cpu = round(time.process_time() - cpu0, 1)
         data = result_to_json(result)
-        atomic_write_json(cached, {"schema_version": SCHEMA_VERSION, "result": data, "seconds": elapsed})
+        atomic_write_json(
+            cached, {"schema_version": SCHEMA_VERSION, "result": data, "seconds": elapsed, "cpu_seconds": cpu}
+        )
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failed audit must not hide the others
@@ -272,9 +282,9 @@ def _one_stage(ctx: StageContext, name: str, cached: Path, base: Path, run: RunD
             f"{type(exc).__name__}: {exc}",
             [f"traceback in {rel}; re-run the audit with --resume to retry this stage"],
         )
-        data = None
-    log.info("seed %d, stage %s: %s in %.0f s", ctx.run_seed, name, section.verdict.level, elapsed)
-    return section, data, elapsed
+        data, cpu = None, round(time.process_time() - cpu0, 1)
+    log.info("seed %d, stage %s: %s in %.0f s (%.0f s CPU)", ctx.run_seed, name, section.verdict.level, elapsed, cpu)
+    return section, data, elapsed, cpu
 
 
 def run_audit(
@@ -367,6 +377,7 @@ def run_audit(
                     state.sections[name] = _build(name, result)
                     state.results[name] = stored["result"]
                     state.stage_seconds[name] = stored["seconds"]
+                    state.cpu_seconds[name] = stored.get("cpu_seconds", 0.0)
                     log.info("seed %d, stage %s: already done (%.0f s), skipped", seed, name, stored["seconds"])
                     bar.update(1)
                     continue
@@ -391,8 +402,8 @@ def run_audit(
                 log.info("seed %d, stage %s: skipped (%s)", seed, name, reason)
                 bar.update(1)
                 continue
-            section, raw, seconds = _one_stage(ctx, name, cached, base, run)
-            state.sections[name], state.stage_seconds[name] = section, seconds
+            section, raw, seconds, cpu = _one_stage(ctx, name, cached, base, run)
+            state.sections[name], state.stage_seconds[name], state.cpu_seconds[name] = section, seconds, cpu
             if raw is not None:
                 state.results[name] = raw
             bar.update(1)

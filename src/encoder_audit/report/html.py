@@ -34,8 +34,9 @@ section { background:#fff; border:1px solid var(--line); border-radius:12px; pad
 .why { font-size: 14px; color: var(--fg); background: var(--bg); border-left: 4px solid var(--c); padding: 8px 12px; border-radius: 4px; margin: 6px 0 12px; }
 .tablewrap { overflow-x: auto; max-width: 100%; margin: 8px 0 4px; }
 table { border-collapse: collapse; font-size:14px; min-width: 50%; }
-th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
-th.k, td.k { text-align:left; }
+th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; vertical-align: top; }
+th { white-space: normal; min-width: 4.5em; max-width: 11em; }
+th.k, td.k { text-align:left; } td.k { white-space: normal; min-width: 6em; max-width: 26em; }
 th { color: var(--muted); font-weight:600; background:#fafbfc; }
 caption { text-align:left; font-weight:600; padding: 6px 0; }
 .note { color: var(--muted); font-size: 13px; margin: 2px 0 12px; }

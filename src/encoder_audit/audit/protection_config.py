@@ -139,7 +139,21 @@ PROTECTION_PRESETS: dict[str, ProtectionAuditConfig] = {
         surrogate_train={"epochs": 1, "batch_size": 128, "lr": 2e-3},
         trainer={"epochs": 1, "batch_size": 64, "ssl_epochs": 1},
     ),
-    "quick": ProtectionAuditConfig(),
+    # The embedded CPU default (about a minute on 2 cores): the supervised surrogate only (add ``victim``
+    # with --set protection.surrogates=[supervised,victim]), 10 generator epochs, a 5-epoch trainer.
+    "quick": ProtectionAuditConfig(
+        surrogates=("supervised",),
+        uc={
+            "epochs": 10,
+            "batch_size": 32,
+            "lr": 5e-3,
+            "ngf": 16,
+            "n_blocks": 2,
+            "train_on": "members",
+            "kmeans_init": 2,
+        },
+        trainer={"epochs": 5, "batch_size": 64},
+    ),
     # CIFAR-10 / ResNet-18 at the official settings: 50 generator epochs, batch 256, Adam 1e-4 (the
     # ``UCConfig`` defaults), a 90-epoch SGD trainer ("SGD lr 0.1, 90 epochs, batch 512"), every labeling
     # and the countermeasures.

@@ -300,8 +300,8 @@ def read_state_dict(path: str | Path) -> WeightsFile:
         if blocked:
             raise CheckpointError(
                 f"refusing to load {p}: it holds a pickled Python object ({blocked}), not a plain state dict, and "
-                "loading it would run code. Save `model.state_dict()` (torch.save or safetensors) instead, or "
-                "convert a file you trust (docs/CHECKPOINTS.md)"
+                "loading it would run code. Where you trust it, load it and save `model.state_dict()` (torch.save or "
+                "safetensors) instead (docs/CHECKPOINTS.md)"
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot read {p} as a state dict with weights_only=True: {first}") from None

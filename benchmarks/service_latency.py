@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ledger-charges", type=int, default=2000)
     p.add_argument("--durability", default="FULL", choices=["FULL", "NORMAL"], help="the server's ledger durability")
-    p.add_argument("--skip-ledger", action="store_true", help="skip the ledger micro-benchmark")
+    p.add_argument("--skip-ledger", action="store_true", help="skip the SQLite ledger micro-benchmark")
     p.add_argument("--postgres", default=None, metavar="URL", help="also time a PostgreSQL ledger at this URL")
     p.add_argument("--skip-latency", action="store_true", help="only the ledger micro-benchmark")
     args = p.parse_args()
@@ -122,7 +122,7 @@ def main() -> None:
     for sync in () if args.skip_ledger else ("FULL", "NORMAL"):
         for threads in (1, 8):
             out["ledger"].append(ledger_overhead(args.ledger_charges, threads, sync))
-    if args.postgres and not args.skip_ledger:
+    if args.postgres:
         for threads in (1, 8):
             out["ledger"].append(ledger_overhead(args.ledger_charges, threads, "FULL", args.postgres))
     extra = ["--durability", args.durability]

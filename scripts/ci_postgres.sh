@@ -9,7 +9,8 @@
 # because nothing but loopback can reach it), exports
 #   ENCODER_AUDIT_POSTGRES_DSN=postgresql://postgres@127.0.0.1:PORT/postgres
 # for the command, and stops and deletes the cluster on exit, whatever the command's status.
-# The command's exit status is the script's.
+# The command's exit status is the script's. The cluster runs with fsync=off (a throwaway test
+# server); ENCODER_AUDIT_PG_FSYNC=on keeps PostgreSQL's durable default, for benchmarks.
 set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 
@@ -61,7 +62,7 @@ trap cleanup EXIT
 
 "${AS[@]}" "$BINDIR/initdb" -D "$DATA/db" -U postgres --auth=trust --no-sync -E UTF8 >/dev/null
 "${AS[@]}" "$BINDIR/pg_ctl" -D "$DATA/db" -l "$DATA/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DATA -c fsync=off -c max_connections=200" start >/dev/null \
+  -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DATA -c fsync=${ENCODER_AUDIT_PG_FSYNC:-off} -c max_connections=200" start >/dev/null \
   || { cat "$DATA/server.log" >&2; exit 1; }
 
 export ENCODER_AUDIT_POSTGRES_DSN="postgresql://postgres@127.0.0.1:$PORT/postgres"

@@ -289,3 +289,19 @@ def test_json_response_is_float32_exact_and_usage_has_reservations(tmp_path):
         assert (u["used"], u["reserved"], u["remaining"]) == (12, 0, 2)
         r = post_npy(c, x[:3])
         assert r.status_code == 429 and r.json()["reserved"] == 0 and r.json()["remaining"] == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_decoded_requests": 0},
+        {"decode_concurrency": 0},
+        {"request_timeout": 0},
+        {"write_timeout": float("inf")},
+        {"max_pixels": 100, "max_request_pixels": 99},
+    ],
+)
+def test_config_refuses_bad_limits(kwargs):
+    with pytest.raises(ValueError):
+        ServiceConfig(**kwargs)
+    assert ServiceConfig().reservation_ttl == 60 + 30 + 5

@@ -141,7 +141,7 @@ def test_verdict_holds_when_every_labeling_loses_half_its_room() -> None:
     section = build_protection_section(r)
     assert section.label() == "Protection holds"
     text = section.headline.render()
-    assert "85.0%" in text and "30.0%" in text and "uc-supervised" in text
+    assert "85.0%" in text and "30.0%" in text and "uc-supervised" in text and text.startswith("The strongest")
 
 
 def test_verdict_fails_when_a_labeling_keeps_its_accuracy() -> None:
@@ -158,6 +158,11 @@ def test_verdict_medium_and_controls_downgrade() -> None:
     # protection "holds" but random noise hurt as much: this trainer breaks on any noise
     v = protection_verdict(_result(0.85, {"true": 0.30, "coarse": 0.45}, oracle=0.35, rnd=0.30))
     assert v.level == "inconclusive" and "negative control" in v.rule
+
+
+def test_verdict_is_inconclusive_when_the_clean_trainer_is_at_chance() -> None:
+    v = protection_verdict(_result(0.15, {"true": 0.12, "coarse": 0.88}, oracle=0.11, rnd=0.15))
+    assert v.level == "inconclusive" and "at chance" in v.rule
 
 
 def test_strongest_is_chosen_by_worst_labeling() -> None:

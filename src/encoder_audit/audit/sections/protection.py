@@ -33,6 +33,7 @@ LABELS = {
     "inconclusive": "Protection inconclusive",
 }
 _LAB_ORDER = ["true", "coarse", "pseudo", "ssl"]
+MIN_ROOM = 0.10  # the clean trainer must beat chance by this much (true labels) for a drop to mean anything
 
 
 def _controls(result: ProtectionResult) -> list[Control]:
@@ -74,13 +75,16 @@ def protection_verdict(result: ProtectionResult) -> Verdict:
         f"under some labeling, partial (medium) otherwise. Controls: UC with the classes as clusters must lose at "
         f"least {h:.0%} (else a 'fails' reading is inconclusive: the evaluation cannot show protection at all); "
         f"random noise must lose less than {f:.0%} (else a 'holds' reading is inconclusive: any noise hurts this "
-        "trainer)."
+        f"trainer). Inconclusive whenever the clean trainer beats chance by less than {MIN_ROOM:.0%} (true labels)."
     )
     controls = _controls(result)
     best = strongest(result)
     worst = worst_room_lost(result, best) if best is not None else None
     if worst is None:
         return Verdict("inconclusive", rule + " No protection was crafted.", controls)
+    clean = result.run(CLEAN, "true")
+    if clean is not None and clean.final - clean.chance < MIN_ROOM:
+        return Verdict("inconclusive", rule + " — the clean trainer is at chance here", controls)
     level = "low" if worst >= h else ("high" if worst < f else "medium")
     pos = [c for c in controls if c.kind == "positive"]
     neg = [c for c in controls if c.kind == "negative"]
@@ -214,7 +218,6 @@ def _headline(result: ProtectionResult, verdict: Verdict) -> Text:
     c, u = result.run(CLEAN, "true"), result.run(best, "true")
     assert c is not None and u is not None
     values: dict[str, Cell] = {
-        "label": LABELS.get(verdict.level, verdict.level),
         "name": best,
         "k": p.clusters,
         "purity": p.purity,
@@ -223,7 +226,7 @@ def _headline(result: ProtectionResult, verdict: Verdict) -> Text:
         "prot": u.final,
     }
     text = (
-        "{label}: the strongest protection, {name} (K={k}, cluster purity {purity:.0%}, eps {eps}/255), takes a "
+        "The strongest protection, {name} (K={k}, cluster purity {purity:.0%}, eps {eps}/255), takes a "
         "fresh trainer from {clean:.1%} to {prot:.1%} clean test accuracy with the true labels"
     )
     others = [lab for lab in _LAB_ORDER if lab != "true" and result.run(best, lab) is not None]

@@ -79,9 +79,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="one seed (a suite cell); overrides --seeds")
     ap.add_argument("--report", action="store_true", help="print the tables from --rows files and exit")
     ap.add_argument("--rows", type=Path, nargs="*", default=[], help="rows files for --report")
+    ap.add_argument("--figure", type=Path, default=None, help="with --report: the early-stopping plot (PNG)")
     args = ap.parse_args()
     if args.report:
-        report(args.rows or [args.dir / "rows.jsonl"])
+        rows = [
+            json.loads(x) for p in (args.rows or [args.dir / "rows.jsonl"]) for x in p.read_text().splitlines() if x
+        ]
+        report(rows)
+        if args.figure is not None:
+            plot_early_stopping(rows, args.figure)
         return
     if args.seed is not None:
         args.seeds = [args.seed]
@@ -178,8 +184,35 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def report(paths: list[Path]) -> None:
-    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
+def plot_early_stopping(rows: list[dict[str, Any]], path: Path) -> None:
+    """EncoderMI-T AUC and kNN / linear accuracy vs epoch (mean and std over seeds), one plot."""
+    from matplotlib.figure import Figure
+
+    es = [r["early_stopping"] for r in rows if r["kind"] == "overfit" and r.get("early_stopping")]
+    if not es:
+        return
+    epochs = [p["epoch"] for p in es[0]]
+    fig = Figure(figsize=(5.2, 3.6), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    for key, label, style in (
+        ("auc", "EncoderMI-T AUC", "o-"),
+        ("knn", "kNN accuracy", "s--"),
+        ("linear", "linear accuracy", "^:"),
+    ):
+        vals = np.array([[p[key] for p in run] for run in es])
+        mean, sd = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(len(epochs))
+        ax.errorbar(epochs, mean, yerr=sd, fmt=style, capsize=3, label=label)
+    ax.axhline(0.5, color="k", lw=0.7, ls="--")
+    ax.set_xlabel("pre-training epoch (32 members, no head)")
+    ax.set_ylabel("AUC / accuracy")
+    ax.set_title(f"Early stopping on the leaking recipe ({len(es)} seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def report(rows: list[dict[str, Any]]) -> None:
     for kind in ("overfit", "generalizing", "overfit-mlp"):
         sel = [r for r in rows if r["kind"] == kind]
         if not sel:

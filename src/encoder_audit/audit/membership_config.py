@@ -134,7 +134,9 @@ MEMBERSHIP_PRESETS: dict[str, MembershipAuditConfig] = {
         bootstrap=200,
         attack_params={"encodermi-v": {"epochs": 10}, "encodermi-s": {"epochs": 10}},
     ),
-    "quick": MembershipAuditConfig(shadow=_QUICK_RECIPE, positive_control=_QUICK_RECIPE),
+    # quick: 200 members (+ 200 for the null split) and 500 non-members, 2 view draws; at 3 draws and 500
+    # members the stage took 420 s on a shared, saturated 2-core machine (load ~10), a third of it scoring.
+    "quick": MembershipAuditConfig(shadow=_QUICK_RECIPE, positive_control=_QUICK_RECIPE, members=200, view_draws=2),
     # EncoderMI: ResNet-18 MoCo v1 (linear head) shadows on "20,000 images" (10k members / 10k
     # non-members); the paper preset's 10,000 shadow images hold a 4k / 4k shadow, 1k reference and the
     # positive control (a ResNet-18 memorising 500 images, 500 non-members). 5,000 victim non-members

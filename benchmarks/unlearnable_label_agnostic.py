@@ -90,9 +90,10 @@ def protect_cached(name: str, train: Any, surrogate: Any, clip: Any, cache: Path
     record = prot.summary()
     record["perceptibility"] = perceptibility(train, prot.dataset)
     if prot.groups is not None:
-        from encoder_audit.attacks.unlearnable.clustering import agreement
+        from encoder_audit.attacks.unlearnable.clustering import agreement, purity
 
         record["group_label_ami"] = round(agreement(prot.groups, train.labels), 3)
+        record["group_label_purity"] = round(purity(prot.groups, train.labels), 4)
     atomic_write(f, lambda tmp: save_file({"images": prot.dataset.images.contiguous()}, str(tmp)))
     atomic_write_json(meta_f, record)
     return prot.dataset, record

@@ -13,8 +13,8 @@ Setting (Fashion-MNIST, one seeded permutation of the 60,000 training images):
   8 epochs, Adam 2e-3, batch 128: the paper's cross-dataset setting (its surrogate is a supervised
   ImageNet ResNet-50 trained on other labelled data than the images it protects);
 - **K rule**: K-means K in {10, 20, 50, 100} on 5,000 held-out labelled images (``perm[40000:45000]``),
-  the smallest K within 1 point of the best purity
-  (:func:`encoder_audit.attacks.unlearnable.clustering.choose_k`);
+  the K with the highest AMI (:func:`encoder_audit.attacks.unlearnable.clustering.choose_k`); ``--k``
+  crafts another K (``uc-kK``) for the K ablation;
 - **protected images**: 5,000 per seed, disjoint from the surrogate's and the held-out images
   (seed 0: ``perm[:5000]``; seed s >= 1: ``perm[25000 + 5000 (s-1) : 25000 + 5000 s]``);
 - **UC**: eps 16/255 L-inf, the chosen K, generators trained on cluster members (the paper's variant),

@@ -10,8 +10,8 @@ What the stage measures, per surrogate (:attr:`ProtectionAuditConfig.surrogates`
 1. **K by a measured rule.** The surrogate's K-means clusters are what UC perturbs, and a cluster-wise
    perturbation teaches a trainer a shortcut only as far as the clusters follow the classes. K is
    swept over ``k_candidates`` on labelled images held out of the surrogate's training (the
-   protector's own labelled data), and the smallest K within ``k_tolerance`` of the best purity is
-   used (:func:`~encoder_audit.attacks.unlearnable.clustering.choose_k`).
+   protector's own labelled data), and the smallest K within ``k_tolerance`` of the best AMI is
+   used (:func:`~encoder_audit.attacks.unlearnable.clustering.choose_k`; purity is reported too).
 2. **Diagnostics.** Cluster purity and AMI of the protected images' clusters against their true labels,
    and the surrogate-space check (share of protected images nearest their target centre).
 3. **The trainer.** Clean test accuracy (final and peak) of a fresh classifier trained on the clean and
@@ -450,8 +450,8 @@ def run_protection(ctx: StageContext, config: ProtectionAuditConfig) -> Protecti
         trainer_config=config_to_dict(trainer),
         k_rule=(
             f"smallest K in {list(config.k_candidates)} (at least {config.min_cluster_images} protected images per "
-            f"cluster) whose cluster purity on {len(held):,} held-out labelled images is within "
-            f"{config.k_tolerance:.0%} of the best"
+            f"cluster) whose cluster AMI on {len(held):,} held-out labelled images is within "
+            f"{config.k_tolerance:.2f} of the best"
         ),
         holds_at=config.holds_at,
         fails_below=config.fails_below,

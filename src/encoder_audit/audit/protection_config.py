@@ -34,9 +34,10 @@ class ProtectionAuditConfig:
         test: clean test images (None: the whole test split).
         eps: L-inf budget in [0, 1] pixel units (official ``epsilon: 16/255``).
         k_candidates: the K of K-means swept for each surrogate (official ``num_clusters: 10``; the
-            paper ablates the number of clusters, and K above the class count raises purity).
-        k_tolerance: the rule for K: the smallest candidate whose purity on held-out labelled data is
-            within this of the best candidate's.
+            paper ablates the number of clusters).
+        k_tolerance: the rule for K: the candidate with the highest AMI on held-out labelled data; the
+            smallest among those within this of the best (purity, which rises with K, chose a K that
+            protected far less: see :func:`~encoder_audit.attacks.unlearnable.clustering.choose_k`).
         min_cluster_images: a candidate K must leave at least this many protected images per cluster on
             average (a trainer cannot learn a shortcut from a handful of images).
         controls: also run the positive control (UC with the classes as clusters, which must protect)

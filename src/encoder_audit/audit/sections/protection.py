@@ -162,7 +162,7 @@ def _protection_table(result: ProtectionResult) -> Table:
 
 def _k_table(result: ProtectionResult) -> Table:
     t = Table(
-        "Choosing K: purity of the surrogate's clusters on held-out labelled images",
+        "Choosing K: purity and AMI of the surrogate's clusters on held-out labelled images",
         [key("surrogate"), key("K"), pct("purity"), num("AMI"), Column("chosen")],
         note="Rule: " + result.k_rule + ".",
     )
@@ -258,7 +258,10 @@ def _advice(result: ProtectionResult, verdict: Verdict) -> list[Text]:
         if oracle is not None and r_or is not None:
             values["oracle"] = r_or
             text += "; with the classes as clusters the trainer lost {oracle:.0%} of its room"
-        text += ". Use a surrogate trained with labels on related data, and a K above the number of classes."
+        text += (
+            ". Use a surrogate trained with labels on related data, and K near the number of classes (a class "
+            "split over many clusters is learned from fewer images per pattern)."
+        )
         out.append(Text(text, values))
     if verdict.level == "low":
         out.append(

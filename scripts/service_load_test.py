@@ -13,7 +13,8 @@ What it does, all against 127.0.0.1 and bounded in requests and time:
 2. the amplification requests: an account with budget 0 sends 160 PNGs of 1024 x 1024 (a ~0.5 MB
    multipart body that would decode to ~2 GB of floats; refused 413 by the per-request pixel total)
    and 48 of them (within that total; refused 429 by the budget): each must be refused in under
-   100 ms, with under 50 MB growth of the server's peak memory (``VmHWM``, reset before each request);
+   100 ms (median of 3 tries), with under 50 MB growth of the server's peak memory (``VmHWM``, reset
+   before each request);
 3. ``--clients`` threads spend one account's budget with random request sizes, some of them full
    batches whose client gives up 20 ms after sending (long before any answer can exist); meanwhile one
    server gets SIGTERM (graceful: in-flight requests finish) and one gets ``kill -9``, each replaced by
@@ -176,6 +177,7 @@ def amplification(server: Server, key: str, count: int, side: int, tries: int) -
         "body_kb": round(len(body) / 1024, 1),
         "peak_reset": reset,
         "tries": results,
+        "median_ms": sorted(t["ms"] for t in results)[len(results) // 2],
         "max_ms": max(t["ms"] for t in results),
         "max_growth_mb": max(t["growth_mb"] for t in results),
     }
@@ -350,11 +352,20 @@ def run(servers: list[Server]) -> int:
             victim, spare = active[0], standby[0]
             load.replace(victim.url, spare.url)
             active[0] = spare
-            t0 = time.monotonic()
-            rc = victim.stop(signal.SIGTERM)
-            faults.append(
-                {"signal": "SIGTERM", "server": victim.name, "exit": rc, "stop_s": round(time.monotonic() - t0, 2)}
-            )
+            term: dict[str, Any] = {
+                "signal": "SIGTERM",
+                "server": victim.name,
+                "used_at_signal": ledger.account(shared).used,
+            }
+            faults.append(term)
+
+            def graceful(server: Server = victim, record: dict[str, Any] = term) -> None:
+                t0 = time.monotonic()
+                record["exit"] = server.stop(signal.SIGTERM)
+                record["stop_s"] = round(time.monotonic() - t0, 2)
+
+            stopping = threading.Thread(target=graceful)  # the load goes on while it drains
+            stopping.start()
             wait_used(0.55)
             victim, spare = active[-1], standby[1]
             u = ledger.account(shared)
@@ -362,13 +373,14 @@ def run(servers: list[Server]) -> int:
             load.replace(victim.url, spare.url)
             active[-1] = spare
             faults.append(
-                {"signal": "SIGKILL", "server": victim.name, "used_at_kill": u.used, "reserved_at_kill": u.reserved}
+                {"signal": "SIGKILL", "server": victim.name, "used_at_signal": u.used, "reserved_at_kill": u.reserved}
             )
             while time.monotonic() - t_load < limit + ttl:
                 u = ledger.account(shared)
                 if u.used >= budget and u.reserved == 0:
                     break
                 time.sleep(0.1)
+            stopping.join(timeout=120)
         finally:
             load.join()
         load_s = time.monotonic() - t_load
@@ -397,10 +409,11 @@ def run(servers: list[Server]) -> int:
             "no 5xx but 503": not server_errors,
             "amplification refused 4xx": all(400 <= t["status"] < 500 for t in amp_issue["tries"]),
             "amplification within the pixel cap refused 429": all(t["status"] == 429 for t in amp_budget["tries"]),
-            "amplification < 100 ms": max(amp_issue["max_ms"], amp_budget["max_ms"]) < 100,
+            "amplification < 100 ms (median of 3)": max(amp_issue["median_ms"], amp_budget["median_ms"]) < 100,
             "amplification growth < 50 MB": max(amp_issue["max_growth_mb"], amp_budget["max_growth_mb"]) < 50,
             # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit too
-            "SIGTERM exit clean": bool(faults) and faults[0]["exit"] in (0, -signal.SIGTERM),
+            "SIGTERM exit clean": len(faults) == 2 and faults[0].get("exit") in (0, -signal.SIGTERM),
+            "faults mid-load": len(faults) == 2 and all(f["used_at_signal"] < budget for f in faults),
         }
         report["checks"] = checks
         report["load_average"] = [round(v, 2) for v in os.getloadavg()]

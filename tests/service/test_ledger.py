@@ -162,3 +162,12 @@ def test_open_ledger_and_redaction(tmp_path):
     assert redact_url("postgresql://127.0.0.1/db") == "postgresql://127.0.0.1/db"
     with pytest.raises(ValueError):
         SQLiteLedger(tmp_path / "y.sqlite", synchronous="OFF")
+
+
+def test_commit_without_fsync_then_sync(make_ledger):
+    ledger = make_ledger()
+    r = ledger.reserve("a", 5, 10, ttl=60)
+    assert ledger.commit(r.reservation, durable=False).used == 5
+    ledger.sync("a")
+    other = make_ledger()  # another handle (process) sees the charge at once
+    assert other.usage("a") == (5, 1) and other.account("a").reserved == 0

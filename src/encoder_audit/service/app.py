@@ -17,8 +17,9 @@ Endpoints:
      (released) or after ``request_timeout`` (503 ``timeout``, released);
   7. inference and defenses (a failure: 500, released);
   8. the response but its last byte, written in 64 KiB pieces with flow control within
-     ``write_timeout``; then the reservation is **committed** (charged, durable) and the last byte
-     sent. A client that left first, or did not read in time, is not charged (released).
+     ``write_timeout``; then the reservation is **committed** (charged, durable; on the event loop's
+     thread, so nothing runs in between) and the last byte sent. A client that left first, or did
+     not read in time, is not charged (released).
 
 * ``GET /v1/info``: input shape, embedding dimension, limits, formats, defense names (key required).
 * ``GET /v1/usage``: the caller's used, reserved, remaining and total queries (key required).
@@ -338,11 +339,26 @@ class EmbeddingService:
             log.exception("could not release reservation %s; it expires by itself", reservation.id)
         self.metrics.release(reservation.n, reason)
 
-    async def commit(self, reservation: Reservation) -> None:
-        """Charge a delivered reservation."""
+    async def sync(self, reservation: Reservation) -> None:
+        """Make the commits so far durable (the ledger's fsync), off the event loop."""
         assert self.ledger is not None
         try:
-            await run_in_threadpool(self.ledger.commit, reservation)
+            await run_in_threadpool(self.ledger.sync, reservation.account)
+        except Exception:
+            log.exception("could not make the ledger durable after committing %s", reservation.id)
+
+    def commit(self, reservation: Reservation) -> None:
+        """Charge a reservation whose response is about to be complete.
+
+        Runs on the event loop's thread on purpose: nothing else can run between the commit and the
+        hand-over of the response's last byte that follows it, so a crash can hardly fall between
+        the two. The commit is not fsynced (it survives a crash of this process, not a power cut)
+        so that the loop is blocked for well under a millisecond; :meth:`sync` makes it durable
+        once the last byte is out.
+        """
+        assert self.ledger is not None
+        try:
+            self.ledger.commit(reservation, durable=False)
         except Exception:
             log.exception(
                 "could not commit reservation %s (%d images delivered to %s): they stay uncharged",
@@ -480,7 +496,7 @@ class ChargedResponse(Response):
             if watch.lost.is_set():
                 await svc.release(res, "disconnect")
                 return
-            await svc.commit(res)
+            svc.commit(res)  # no await between the commit and the last byte
             committed = True
             watch.finish()
             await send({"type": "http.response.body", "body": last, "more_body": False})
@@ -490,6 +506,7 @@ class ChargedResponse(Response):
             raise
         finally:
             watch.stop()
+        await svc.sync(res)
 
 
 class RequestMetrics:

@@ -30,10 +30,10 @@ class ServiceConfig:
         reservation released.
     write_timeout: seconds the answer may take to be written to the client; a slower client gets
         its connection closed and is not charged.
-    sqlite_synchronous: ``FULL`` makes every committed charge durable right after its response was
-        written (a power cut loses no charge that was committed); ``NORMAL`` is faster and still
-        survives a process crash (SQLite WAL docs, "synchronous"). Reservations are never fsynced:
-        losing one loses nothing (it would have been released).
+    sqlite_synchronous: ``FULL`` fsyncs the ledger right after each response's last byte (a power
+        cut can only lose the charges of the responses of the last few milliseconds); ``NORMAL``
+        never fsyncs and still survives a process crash (SQLite WAL docs, "synchronous").
+        Reservations are never fsynced: losing one loses nothing (it would have been released).
     inference_threads: torch intra-op threads for the model (0 = leave torch's setting).
     serialize_inference: run one forward pass at a time, so concurrent requests do not oversubscribe the
         CPU cores (each pass already uses all ``inference_threads``).

@@ -8,7 +8,8 @@ A request goes through three ledger operations:
    ledger can therefore never together hold or spend more than the budget.
 2. :meth:`BaseLedger.commit` turns the reservation into a charge (``used += n``, ``calls += 1``),
    durably, once the whole response but its last byte was handed to the client's connection; the
-   server sends the last byte after the commit returns.
+   server sends the last byte right after the commit returns, on the same thread with nothing in
+   between.
 3. :meth:`BaseLedger.release` drops the reservation instead when the request fails, times out or
    its client disconnects before the commit: the images were not delivered, so they are not charged.
 
@@ -16,9 +17,9 @@ A request goes through three ledger operations:
 an account receives never exceed its budget. No account pays for images it did not receive, except
 in one window per response, between the commit and the hand-over of the last byte (plus the bytes
 still in the server's write buffer then: less than its 64 KiB high-water mark). A server killed in
-that window (``kill -9``, power cut), or a client that disconnects in it, leaves a charged response
-its client never completed. The window is the time the event loop takes to resume after the commit,
-typically well under a millisecond.
+that window (``kill -9``), or a client that disconnects in it, leaves a charged response its client
+never completed. The window is the end of one unsynced ledger transaction (no fsync: see below) and
+one ``send`` on the same thread, unless the operating system deschedules the process there.
 
 Reservations left by a dead process are released by any server once they are older than
 ``ServiceConfig.reservation_ttl`` (request time-out + write time-out + 5 s): on start-up, and for an
@@ -29,14 +30,18 @@ Two backends implement the same semantics: :class:`SQLiteLedger` (default, one e
 ``BEGIN IMMEDIATE`` serializes writers across processes on one host) and
 :class:`~encoder_audit.service.ledger_postgres.PostgresLedger` (``postgresql://...``, for replicas on
 several hosts; each operation locks the account's row). :func:`open_ledger` picks one from a path or
-URL. Commits are durable (``synchronous=FULL`` / ``synchronous_commit=on``); reservations and
-releases are not fsynced: a lost reservation only means a lost hold, never a lost charge.
+URL. :meth:`BaseLedger.commit` is durable when it returns by default; the service commits without
+the fsync (the charge survives a crash of the server process at once) right before a response's
+last byte, and calls :meth:`BaseLedger.sync` right after it: a power cut in between can lose the
+charges of responses just delivered, never charge an undelivered one. Reservations and releases are
+not fsynced: a lost reservation only means a lost hold, never a lost charge.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -148,12 +153,23 @@ class BaseLedger(ABC):
         """
 
     @abstractmethod
-    def commit(self, reservation: Reservation) -> Charge:
-        """Charge a reservation (the response was delivered); durable when this returns.
+    def commit(self, reservation: Reservation, *, durable: bool = True) -> Charge:
+        """Charge a reservation (the response was delivered).
+
+        Args:
+            reservation: what :meth:`reserve` returned.
+            durable: on disk when this returns (fsync). With False the charge survives a crash of
+                this process at once but a power cut only after :meth:`sync`; the service commits
+                that way right before the last byte of a response and syncs right after it, so the
+                window where a ``kill -9`` could separate charge and delivery holds no fsync.
 
         A reservation that was already released (it outlived its ttl) is charged anyway, since its
         images were delivered, and logged as a warning.
         """
+
+    @abstractmethod
+    def sync(self, account: str) -> None:
+        """Make every commit so far durable (concurrent callers share one flush where they can)."""
 
     @abstractmethod
     def release(self, reservation: Reservation) -> bool:
@@ -331,9 +347,9 @@ class SQLiteLedger(BaseLedger):
             )
         return Reserve(True, res, int(row[0]), int(row[1]), int(row[2]))
 
-    def commit(self, reservation: Reservation) -> Charge:
+    def commit(self, reservation: Reservation, *, durable: bool = True) -> Charge:
         now = time.time()
-        with self._tx(durable=True) as conn:
+        with self._tx(durable=durable) as conn:
             held = conn.execute("DELETE FROM reservations WHERE id = ? RETURNING n", (reservation.id,)).fetchone()
             if held is None:
                 log.warning(
@@ -353,6 +369,24 @@ class SQLiteLedger(BaseLedger):
                     (reservation.n, reservation.n, now, reservation.account),
                 ).fetchone()
         return Charge(True, int(row[0]), int(row[1]))
+
+    def sync(self, account: str) -> None:
+        """fsync the WAL (and the database file): every commit written so far is then on disk.
+
+        A checkpoint that moved frames out of the WAL fsyncs the database file itself, so the two
+        fsyncs cover every commit either way.
+        """
+        if self.synchronous == "NORMAL":
+            return
+        for path in (Path(f"{self.path}-wal"), self.path):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def release(self, reservation: Reservation) -> bool:
         now = time.time()

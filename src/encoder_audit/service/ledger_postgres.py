@@ -173,7 +173,7 @@ class PostgresLedger(BaseLedger):
         result: Reserve = self._run(False, run)
         return result
 
-    def commit(self, reservation: Reservation) -> Charge:
+    def commit(self, reservation: Reservation, *, durable: bool = True) -> Charge:
         def run(cur: Any) -> Charge:
             self._lock_account(cur, reservation.account)
             cur.execute(f"DELETE FROM {self._r} WHERE id = %s RETURNING n", (reservation.id,))
@@ -197,8 +197,17 @@ class PostgresLedger(BaseLedger):
             used, calls = cur.fetchone()
             return Charge(True, int(used), int(calls))
 
-        result: Charge = self._run(True, run, retry_dropped=False)
+        result: Charge = self._run(durable, run, retry_dropped=False)
         return result
+
+    def sync(self, account: str) -> None:
+        """A durable (``synchronous_commit = on``) write: PostgreSQL flushes its WAL up to it, and so
+        every asynchronous commit before it."""
+
+        def run(cur: Any) -> None:
+            cur.execute(f"UPDATE {self._a} SET updated = {_NOW} WHERE name = %s", (account,))
+
+        self._run(True, run)
 
     def release(self, reservation: Reservation) -> bool:
         def run(cur: Any) -> bool:

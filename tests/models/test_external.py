@@ -284,6 +284,28 @@ def test_torchscript_without_normalization_gets_raw_pixels(scripted: tuple[Path,
         torch.testing.assert_close(enc.embed(x), model(x), atol=1e-5, rtol=1e-5)
 
 
+def test_torchscript_victim_can_be_copied_and_fine_tuned(scripted: tuple[Path, nn.Module]) -> None:
+    """White-box attacks fine-tune a deep copy of the victim (BadEncoder): its parameters must be leaves."""
+    import copy
+
+    path, _ = scripted
+    enc = load_encoder(f"torchscript:{path}", input_shape=SHAPE)
+    clone = copy.deepcopy(enc.net)
+    params = list(clone.parameters())
+    assert params and all(p.is_leaf for p in params)
+    for p in params:
+        p.requires_grad_(False)  # what a frozen reference copy does
+        p.requires_grad_(True)
+    x = torch.rand(2, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(clone.eval()(x), enc.embed(x), atol=1e-5, rtol=1e-5)
+    clone(x).pow(2).mean().backward()
+    assert all(p.grad is not None for p in params[:3])
+    torch.optim.SGD(params, lr=0.1).step()
+    with torch.no_grad():
+        assert not torch.allclose(clone(x), enc.embed(x))  # the copy moved, the victim did not
+
+
 def test_torchscript_errors(scripted: tuple[Path, nn.Module], files: dict[str, Path]) -> None:
     path, _ = scripted
     with pytest.raises(UserError, match="--input-shape"):

@@ -52,6 +52,7 @@ __all__ = [
     "SOURCES",
     "FeatureExtractor",
     "Loaded",
+    "ScriptedModule",
     "WeightsReport",
     "build_python",
     "build_timm",
@@ -153,7 +154,7 @@ class FeatureExtractor(nn.Module):
         self.model = model
         self.feature_layer = feature_layer
         if feature_layer is not None:
-            if isinstance(model, torch.jit.ScriptModule):
+            if isinstance(model, (torch.jit.ScriptModule, ScriptedModule)):
                 raise UserError(
                     "--feature-layer cannot be used with a TorchScript archive (TorchScript modules take no "
                     "hooks): export the module whose output is the embedding"
@@ -524,6 +525,44 @@ def build_timm(name: str) -> Loaded:
     return Loaded(model.eval(), "timm", name, shape, mean, std, heads, rebuildable=True)
 
 
+class ScriptedModule(nn.Module):
+    """A TorchScript module that survives ``copy.deepcopy``.
+
+    Deep-copying a ``RecursiveScriptModule`` gives parameters that are not leaves (their
+    ``requires_grad`` cannot be changed), which breaks every attack that fine-tunes a copy of the
+    victim (BadEncoder). Here a copy is a save/load round trip of the TorchScript module instead,
+    with the same parameter values, device and train/eval mode.
+    """
+
+    def __init__(self, module: torch.jit.ScriptModule) -> None:
+        super().__init__()
+        self.module = module
+
+    @property
+    def original_name(self) -> str:
+        return str(getattr(self.module, "original_name", type(self.module).__name__))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.module(x)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScriptedModule:
+        import io
+        import warnings
+
+        buf = io.BytesIO()
+        device = next(iter(self.module.parameters()), torch.empty(0)).device
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(self.module, buf)
+            buf.seek(0)
+            module = torch.jit.load(buf, map_location=device)
+        module.train(self.module.training)
+        new = ScriptedModule(module)
+        new.train(self.training)
+        memo[id(self)] = new
+        return new
+
+
 def load_torchscript(path: str | Path, *, device: str | torch.device = "cpu") -> Loaded:
     """``torch.jit.load`` a TorchScript archive. This runs the archive's TorchScript code.
 
@@ -548,7 +587,8 @@ def load_torchscript(path: str | Path, *, device: str | torch.device = "cpu") ->
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load TorchScript archive {p}: {first}") from None
     shape = getattr(module, "input_shape", None)
-    return Loaded(module.eval(), "torchscript", str(p), parse_input_shape(shape) if _is_shape(shape) else None)
+    wrapped = ScriptedModule(module).eval()
+    return Loaded(wrapped, "torchscript", str(p), parse_input_shape(shape) if _is_shape(shape) else None)
 
 
 def _is_shape(value: Any) -> TypeGuard[Sequence[int]]:

@@ -349,6 +349,12 @@ class SQLiteLedger(BaseLedger):
 
     def commit(self, reservation: Reservation, *, durable: bool = True) -> Charge:
         now = time.time()
+        if not durable and not getattr(self._local, "no_checkpoint", False):
+            # An automatic checkpoint runs inside the COMMIT that crosses the WAL threshold, after
+            # the charge is already written; the service commits right before a response's last
+            # byte, so leave checkpoints to the connections of the other operations.
+            self._conn().execute("PRAGMA wal_autocheckpoint=0")
+            self._local.no_checkpoint = True
         with self._tx(durable=durable) as conn:
             held = conn.execute("DELETE FROM reservations WHERE id = ? RETURNING n", (reservation.id,)).fetchone()
             if held is None:

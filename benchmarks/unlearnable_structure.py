@@ -218,16 +218,21 @@ def step_report(files: list[Path], cache: Path) -> str:
             seeds |= {r["seed"] for r in rows if r["protection"] == p and r["labeling"] == lab}
             cells.append(f"{_mean_std(vals)} ({100 * statistics.mean(peaks):.1f})" if vals else "–")
         lines.append(f"| {p} | {len(seeds)} | " + " | ".join(cells) + " |")
-    drops = ["", "| labeling | seeds | clean - uc, points (mean ± std) |", "|---|---|---|"]
-    for lab in labelings:
-        diffs = []
-        for s in sorted({r["seed"] for r in rows}):
-            c = [r["final"] for r in rows if r["protection"] == "clean" and r["labeling"] == lab and r["seed"] == s]
-            u = [r["final"] for r in rows if r["protection"] == "uc" and r["labeling"] == lab and r["seed"] == s]
-            if c and u:
-                diffs.append(c[0] - u[0])
-        if diffs:
-            drops.append(f"| {lab} | {len(diffs)} | {_mean_std(diffs)} |")
+    drops = ["", "| training set | labeling | seeds | clean - protected, points (mean ± std) |", "|---|---|---|---|"]
+    for p in protections:
+        if p == "clean":
+            continue
+        for lab in labelings:
+            diffs = []
+            for sd in sorted({r["seed"] for r in rows}):
+                c = [
+                    r["final"] for r in rows if r["protection"] == "clean" and r["labeling"] == lab and r["seed"] == sd
+                ]
+                u = [r["final"] for r in rows if r["protection"] == p and r["labeling"] == lab and r["seed"] == sd]
+                if c and u:
+                    diffs.append(c[0] - u[0])
+            if diffs:
+                drops.append(f"| {p} | {lab} | {len(diffs)} | {_mean_std(diffs)} |")
     crafted = ["", "| seed | protection | K | purity | AMI | reach target | stay own | craft s |", "|---" * 8 + "|"]
     for f in sorted(cache.glob("*-s*.json")):
         rec = json.loads(f.read_text())
@@ -235,7 +240,9 @@ def step_report(files: list[Path], cache: Path) -> str:
             name, seed = f.stem.rsplit("-s", 1)
             crafted.append(
                 f"| {seed} | {name} | {rec['clusters']} | {100 * rec['purity']:.1f}% | {rec['ami']:.3f} | "
-                f"{100 * rec['target_success']:.1f}% | {100 * rec['stay_own']:.1f}% | {rec['craft_seconds']:.0f} |"
+                f"{100 * rec['target_success']:.1f}% | {100 * rec['stay_own']:.1f}% | "
+                + ("–" if rec["craft_seconds"] is None else f"{rec['craft_seconds']:.0f}")
+                + " |"
             )
     return "\n".join(lines + drops + crafted)
 

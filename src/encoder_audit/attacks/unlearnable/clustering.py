@@ -177,7 +177,7 @@ def choose_k(sweep: list[KChoice], tolerance: float = 0.01) -> int:
     among candidates within ``tolerance`` of the best AMI, the smallest K.
 
     Purity alone rises with K (finer clusters split the mixed ones) but is the wrong target: UC on 5,000
-    Fashion-MNIST images with a supervised surrogate cost a trainer 27.6 points at K = 10 (held-out
+    Fashion-MNIST images with a supervised surrogate cost a trainer 27.5 points at K = 10 (held-out
     purity 81.6%, AMI 0.775) and 5.0 points at K = 50 (purity 87.3%, AMI 0.627), because a class split
     over many clusters gets many patterns, each learned from fewer images. AMI penalises that split
     (docs/benchmarks/unlearnable.md).

@@ -21,4 +21,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 "$PYTHON" -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[serve,dev]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[serve,dev,timm]"

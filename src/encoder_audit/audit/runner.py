@@ -36,7 +36,7 @@ from ..io import atomic_write_json
 from ..report import aggregate_sections, build_report
 from ..report.model import SCHEMA_VERSION, Section, status_section
 from ..runs import RunDir, derive_seed, environment, seed_everything
-from ..victim import Encoder
+from ..victim import Encoder, HasMetadata
 from .config import AuditConfig
 from .family import StageContext, families, result_from_json, result_to_json
 from .plan import hold_out, prepare_data, same_images
@@ -64,16 +64,10 @@ def resolve_device(name: str) -> str:
 
 
 def open_victim(spec: str, *, api_key: str | None = None, device: str = "cpu", **options: Any) -> Encoder:
-    """A victim spec (checkpoint path, URL, ...) as an :class:`Encoder` (see ``encoder_audit.victim.load_encoder``)."""
+    """A victim spec (checkpoint, ``torchvision:NAME``, URL, ...) as an :class:`Encoder` (``load_encoder``)."""
     from ..victim import load_encoder
 
-    if spec.startswith(("http://", "https://")):
-        from ..service.client import RemoteEncoder
-
-        if not api_key:
-            raise ValueError("a victim URL needs --api-key (or $ENCODER_AUDIT_API_KEY)")
-        return RemoteEncoder(spec, api_key)
-    return load_encoder(spec, device=device, **options)
+    return load_encoder(spec, device=device, api_key=api_key, **options)
 
 
 @dataclass
@@ -93,7 +87,9 @@ class _Victim:
 
     def label(self, config: AuditConfig) -> str:
         if self.given is not None:
-            return f"encoder {self.given!r}"
+            meta = self.given.meta if isinstance(self.given, HasMetadata) else {}
+            name = meta.get("spec") or meta.get("model_class") or meta.get("architecture")
+            return f"encoder {name}" if name else f"encoder {self.given!r}"
         if self.spec is not None:
             return f"encoder at {self.spec}"
         c = config.default_victim

@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help="labelled dataset for downstream evaluation (repeatable; default: the preset's)",
+        help="labelled dataset for downstream evaluation (repeatable; default: --dataset if given, else the "
+        "preset's)",
     )
     p.add_argument(
         "--splits",
@@ -123,6 +124,7 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         values["device"] = args.device
     if args.dataset is not None:
         data["dataset"] = args.dataset
+        data["eval_datasets"] = [args.dataset]  # evaluate on the data audited, unless told otherwise
     if args.eval_datasets:
         data["eval_datasets"] = args.eval_datasets
     if args.splits is not None:

@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..evaluate import EvalConfig, evaluate_encoder, random_init_baseline
 from ..runs import RunDir, seed_everything
 from ..victim import HasMetadata, load_encoder
-from .common import HelpFormatter, add_common, emit
+from .common import VICTIM_SPEC_HELP, HelpFormatter, add_common, add_victim_arguments, emit, victim_options
 
 EPILOG = """examples:
   encoder-audit evaluate runs/…-pretrain/encoder.safetensors
@@ -29,22 +29,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("checkpoint", type=Path, help="encoder .safetensors (with its .json sidecar)")
+    p.add_argument("checkpoint", help=VICTIM_SPEC_HELP)
     p.add_argument(
         "--dataset", action="append", default=None, help="labelled dataset (repeatable; default fashion-mnist)"
     )
     p.add_argument("--max-train", type=int, default=10_000, help="cap on training images for the probes (0 = all)")
     p.add_argument("--knn-k", type=int, default=200, help="neighbours for kNN")
     p.add_argument("--knn-temperature", type=float, default=0.1, help="kNN vote temperature")
+    add_victim_arguments(p)
     add_common(p)
     p.set_defaults(func=run)
 
 
 def evaluate_and_report(
-    checkpoint: Path, datasets: list[str], args: argparse.Namespace, *, max_train: int | None = 10_000
+    checkpoint: Path | str, datasets: list[str], args: argparse.Namespace, *, max_train: int | None = 10_000
 ) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` and its random-init twin on each dataset; print a table; return numbers."""
-    encoder = load_encoder(checkpoint)
+    """Evaluate ``checkpoint`` (any victim spec) and its random-init twin on each dataset; print a table."""
+    encoder = load_encoder(str(checkpoint), device=getattr(args, "device", "cpu"), **victim_options(args))
     meta = encoder.meta if isinstance(encoder, HasMetadata) else {}
     arch = meta.get("architecture")
     if not arch:

@@ -4,9 +4,10 @@
 
 Each client thread owns one HTTP connection and sends ``--requests`` requests of ``--batch`` images
 (uint8 ``.npy`` in, ``.npy`` out) back to back; latency is measured per request at the client.
-The ledger part times what one request costs the ledger, a reservation then its commit
-(``reserve`` + ``commit``), alone (FULL and NORMAL durability, 1 and 8 threads) on a fresh SQLite
-file, or on PostgreSQL with ``--postgres URL``.
+The ledger part times what one request costs the ledger, as the server does it: a reservation, its
+commit without fsync, then the fsync (``reserve`` + ``commit(durable=False)`` + ``sync``), alone
+(FULL and NORMAL durability, 1 and 8 threads) on a fresh SQLite file, or on PostgreSQL with
+``--postgres URL``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def ledger_overhead(n: int, threads: int, synchronous: str, postgres: str | None
             for _ in range(per_thread):
                 r = ledger.reserve(f"acct{i % 4}", 16, None, ttl=60)
                 assert r.reservation is not None
-                ledger.commit(r.reservation)
+                ledger.commit(r.reservation, durable=False)  # as the server does: commit, last byte, sync
+                ledger.sync(r.reservation.account)
 
         ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
         t0 = time.perf_counter()

@@ -377,10 +377,11 @@ class SQLiteLedger(BaseLedger):
         return Charge(True, int(row[0]), int(row[1]))
 
     def sync(self, account: str) -> None:
-        """fsync the WAL (and the database file): every commit written so far is then on disk.
+        """fsync the WAL: every commit written so far is then on disk.
 
-        A checkpoint that moved frames out of the WAL fsyncs the database file itself, so the two
-        fsyncs cover every commit either way.
+        Frames a checkpoint already moved into the database file are durable without it: in WAL
+        mode SQLite fsyncs the WAL before and the database file after every checkpoint (SQLite docs,
+        "synchronous"). Without a WAL file (never written yet) the database file is fsynced.
         """
         if self.synchronous == "NORMAL":
             return
@@ -393,6 +394,7 @@ class SQLiteLedger(BaseLedger):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            return
 
     def release(self, reservation: Reservation) -> bool:
         now = time.time()

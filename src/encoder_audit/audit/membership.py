@@ -413,6 +413,9 @@ def audit_membership(
     shadow, _ = train_shadow(pools.shadow, sconf, seed=seed, progress=progress, device=device)
     shadow_seconds = time.perf_counter() - t0
     fitted = {"h": fit_attacks(shadow, names, features=features, attack_params=config.attack_params, seed=seed)}
+    if head is not None and head[1] == "none":  # trained without a head: z is h, nothing more to attack
+        notes.append("the victim was trained without a projection head: its served features h are what the loss saw")
+        head = None
     z_victim = _victim_head(victim, head[0] if head else None) if config.outputs == "auto" else None
     if z_victim is not None:
         z_shadow: Shadow = shadow.head_output()

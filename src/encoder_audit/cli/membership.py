@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--recipe", choices=sorted(RECIPES), default="overfit", help="training recipe")
     t.add_argument("--dataset", default="fashion-mnist", help="source dataset (train split)")
     t.add_argument("--members", type=int, default=None, help="members (default from the recipe)")
-    t.add_argument("--nonmembers", type=int, default=500, help="non-members drawn beside the members")
+    t.add_argument("--nonmembers", type=int, default=None, help="non-members (default: 500 + members)")
     t.add_argument("--shadow-images", type=int, default=None, help="shadow images (default 2 x members + 1500)")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default from the recipe)")
     t.add_argument("--batch-size", type=int, default=None, help="batch size (default from the recipe)")

@@ -372,7 +372,7 @@ def make_target(
     *,
     dataset: str = "fashion-mnist",
     overrides: dict[str, Any] | None = None,
-    nonmembers: int = 500,
+    nonmembers: int | None = None,
     shadow_images: int | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -389,7 +389,8 @@ def make_target(
     Args:
         name: a recipe of :data:`RECIPES`.
         overrides: recipe fields to change (``members`` also caps ``batch_size``).
-        nonmembers: non-members drawn beside the members (500 resolve TPR at 1% FPR).
+        nonmembers: non-members drawn beside the members (default: 500 + members, so 500 remain
+            scored after the audit's null split takes as many as there are members).
         shadow_images: shadow pool (default: enough for the audit's shadow, reference and control).
 
     Returns:
@@ -403,6 +404,7 @@ def make_target(
         changes["batch_size"] = min(RECIPES[name].batch_size if name in RECIPES else 32, int(changes["members"]))
     spec = recipe(name, **changes)
     n_shadow = shadow_images if shadow_images is not None else 2 * spec.members + 1500
+    nonmembers = nonmembers if nonmembers is not None else spec.members + 500
     full = create_dataset(dataset, "train", root=data_root, download=download)
     manifest = make_audit_splits(full, spec.members, nonmembers, n_shadow, seed=derive_seed(seed, "splits"))
     manifest.save(run.file("splits.json"))

@@ -267,7 +267,12 @@ def build_membership_section(result: MembershipResult) -> Section:
     blind = result.find("blind") if "blind" in result.attacks else None
     caveats = [
         "Members and non-members are drawn i.i.d. from one split"
-        + (f"; the blind (image-only) baseline's AUC is {blind.auc:.3f}." if blind else "."),
+        + (
+            f"; the blind (image-only) baseline's AUC is {blind.auc:.3f} (a cross-fitted classifier without "
+            "signal reads below 0.5 when the classes are unbalanced; only AUC >= the firing level counts)."
+            if blind
+            else "."
+        ),
         f"Queries use the {result.views} augmentation ({result.views_source}), {result.n_views} views x "
         f"{result.view_draws} draws per image.",
         f"Shadow: {result.shadow.get('members', '?')} members / {result.shadow.get('nonmembers', '?')} non-members, "

@@ -57,13 +57,15 @@ class PoisoningAuditConfig:
         medium_gain: gain over the control at which it counts as a partial effect.
     """
 
-    # quick: three trainings of 140 Adam steps (500 pairs, batch 64, 20 epochs) and BadEncoder at 375 steps of
-    # batch 32 on the 4,000-image shadow split (ASR 0.75 on the quick victim, docs/benchmarks/poisoning.md)
+    # quick: three trainings of 210 Adam steps (500 pairs, batch 64, 30 epochs) and BadEncoder at 375 steps of
+    # batch 32 on the 4,000-image shadow split (ASR 0.75-0.98 on the quick victim, docs/benchmarks/poisoning.md).
+    # At this scale 16 targeted copies flip 7 of 8 targets (the positive control fires) while even m = 100
+    # backdoor poisons (20%) stay at ASR 0.03: the backdoor needs the 1,000-pair, 40-epoch scale.
     experiment: ClipExperimentConfig = field(
-        default_factory=lambda: ClipExperimentConfig(train_size=500, epochs=20, eval_images=1000)
+        default_factory=lambda: ClipExperimentConfig(train_size=500, epochs=30, eval_images=1000)
     )
-    levels: tuple[tuple[int, int], ...] = ((0, 0), (2, 20))
-    positive_control: tuple[int, int] | None = (8, 100)
+    levels: tuple[tuple[int, int], ...] = ((0, 0), (2, 10))
+    positive_control: tuple[int, int] | None = (16, 100)
     badencoder: BadEncoderConfig = field(
         default_factory=lambda: BadEncoderConfig(shadow_size=4000, epochs=3, batch_size=32)
     )

@@ -5,7 +5,7 @@
 * :mod:`.badencoder` -- BadEncoder, a model-supply-chain backdoor of an image encoder (``backdoor`` family).
 * :mod:`.manifest` -- JSON manifests of every poisoned set; :mod:`.trigger` -- patch triggers.
 * :mod:`.experiment` -- poison / train / evaluate runs, sweeps and defenses; :mod:`.commands` -- the
-  ``encoder-audit poison`` jobs. The audit stage lives in :mod:`encoder_audit.audit.poisoning`.
+  ``encoder-audit poison`` jobs. The audit stage lives in the audit layer above this package.
 
 Importing this package registers ``targeted`` and ``backdoor`` (family ``poisoning``, verb ``poison``)
 and ``badencoder`` (family ``backdoor``, verb ``backdoor``) with :mod:`encoder_audit.attacks.registry`.

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ..config import config_to_dict
 from ..runs import RunDir
 from .family import StageContext
@@ -73,7 +75,7 @@ def train_default_victim(ctx: StageContext) -> dict[str, Any]:
         checkpoint_every=0,
         device=ctx.device,
     )
-    pretrain(
+    result = pretrain(
         ctx.data.members,
         method=c.method,
         encoder=c.encoder,
@@ -81,6 +83,13 @@ def train_default_victim(ctx: StageContext) -> dict[str, Any]:
         run=RunDir(ctx.out_dir),
         progress=ctx.progress,
     )
+    head = getattr(result.objective, "head", None)
+    if isinstance(head, torch.nn.Module):  # kept beside the encoder: membership attacks the head's output too
+        from ..attacks.membership.targets import save_head
+
+        cfg = result.objective.config
+        kind = cfg.head_kind if hasattr(cfg, "head_kind") else cfg.head
+        save_head(ctx.out_dir / "encoder.safetensors", head, str(kind), result.objective.encoder.feature_dim)
     return {"method": c.method, "encoder": c.encoder, **config_to_dict(train)}
 
 

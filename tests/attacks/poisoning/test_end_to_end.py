@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from encoder_audit.attacks.poisoning.experiment import ClipExperimentConfig, run_poisoned_clip
 from encoder_audit.attacks.poisoning.trigger import Trigger
 from encoder_audit.data import create_dataset
@@ -44,6 +46,7 @@ def _check(without: dict, with_p: dict) -> None:
     assert with_p["clean_zeroshot_top1"] >= 0.6  # the model still works on clean inputs
 
 
+@pytest.mark.slow  # two 240-step trainings: over 10 minutes on 2 loaded cores
 def test_backdoor_succeeds_only_with_poisons(tmp_path) -> None:
     # Calibrated: with these settings a standalone run measured ASR 0.956 (no-trigger rate 0.147, z 1.30,
     # clean 0.887) with 64 poisons and ASR 0.000 (clean 0.990) without.

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..attacks.stealing.base import match_dim
 from ..data.base import ImageDataset
 from ..errors import CorruptFileError
+from ..evaluate.dims import match_dim
 from ..io import atomic_write_json
 from ..models.base import EncoderNet
 from ..victim import Encoder, adapt_images

@@ -32,10 +32,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ...data.base import ImageDataset
+from ...evaluate.dims import DIM_MATCH, match_dim
 from ...models.base import EncoderNet, create_encoder
 from ...runs import derive_seed
 from ...victim import Encoder, LocalEncoder, QueryCounter, adapt_images
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["StealingAttack", "StealingConfig", "StealingResult", "batch_sizes", "match_dim", "step_sizes"]
 
-DIM_MATCH = ("pool", "none")
 
 
 @dataclass(frozen=True)
@@ -168,28 +167,6 @@ class StealingResult:
         from ...models.checkpoint import save_encoder
 
         return save_encoder(path, self.surrogate, training={"stealing": self.summary()})
-
-
-def match_dim(embeddings: torch.Tensor, dim: int, mode: str = "pool") -> torch.Tensor:
-    """Bring victim embeddings (N, D_v) to the surrogate's dimension ``dim``.
-
-    ``"pool"`` = 1-d adaptive average pooling (RDA's ``AdaptiveAvgPool1d``); identity when equal.
-
-    Raises:
-        ValueError: ``mode="none"`` and the dimensions differ, or an unknown mode.
-
-    >>> match_dim(torch.arange(8.0).view(1, 8), 4)
-    tensor([[0.5000, 2.5000, 4.5000, 6.5000]])
-    """
-    if embeddings.shape[1] == dim:
-        return embeddings
-    if mode == "pool":
-        return F.adaptive_avg_pool1d(embeddings.unsqueeze(1), dim).squeeze(1)
-    if mode == "none":
-        raise ValueError(
-            f"victim embeddings are {embeddings.shape[1]}-d but the surrogate is {dim}-d; use dim_match='pool'"
-        )
-    raise ValueError(f"unknown dim_match {mode!r}; choose one of {DIM_MATCH}")
 
 
 def batch_sizes(n: int, batch_size: int) -> list[int]:

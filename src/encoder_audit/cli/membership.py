@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import HelpFormatter, add_common, emit, progress
+from .common import VICTIM_SPEC_HELP, HelpFormatter, add_common, add_victim_arguments, emit, progress, victim_options
 
 EPILOG = """examples:
   # 1. train a target that overfits its 32 members (saves encoder + splits.json with members/nonmembers/shadow)
@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--victim", default=None, help="encoder checkpoint (.safetensors) or http(s):// URL of the service")
+    p.add_argument("--victim", default=None, help=VICTIM_SPEC_HELP)
+    add_victim_arguments(p)
     p.add_argument("--api-key", default=None, help="API key for a URL victim (default $ENCODER_AUDIT_API_KEY)")
     p.add_argument("--splits", default=None, help="manifest with parts members / nonmembers / shadow (make-target)")
     p.add_argument("--members", default=None, help="members: DATASET[:SPLIT], imagefolder:PATH or MANIFEST.json[:PART]")
@@ -186,7 +187,7 @@ def _run_owner_audit(args: argparse.Namespace, api_key: str | None, run_dir: Any
         raise ValueError("--audit needs reference non-members: --nonmembers (or --splits)")
     if args.method and args.method != ["encodermi-t"]:
         raise ValueError("--audit uses EncoderMI-T's statistic (no shadow needed); drop --method")
-    victim = open_victim(args.victim, api_key=api_key)
+    victim = open_victim(args.victim, api_key=api_key, device=getattr(args, "device", "cpu"), **victim_options(args))
     reference = load_images(ref_spec, "nonmembers", root=args.data_root, download=args.download)
     views = "simclr" if args.views == "auto" else args.views
     cfg = OwnerAuditConfig(alpha=args.alpha, n_views=args.n_views, similarity=args.similarity, views=views)

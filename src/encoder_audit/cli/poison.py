@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import HelpFormatter, add_common, emit, progress
+from .common import VICTIM_SPEC_HELP, HelpFormatter, add_common, add_victim_arguments, emit, progress, victim_options
 
 EPILOG_CLIP = """examples:
   encoder-audit poison clip --attack backdoor --poisons 100               # 2000 pairs, cnn-small/16, ~1 CPU-min idle
@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG_BADENCODER,
         formatter_class=HelpFormatter,
     )
-    b.add_argument("--victim", required=True, help="encoder checkpoint (.safetensors + .json, or a run directory)")
+    b.add_argument("--victim", required=True, help=VICTIM_SPEC_HELP + " (white-box specs only)")
+    add_victim_arguments(b)
     b.add_argument("--dataset", default="fashion-mnist", help="shadow + downstream dataset")
     b.add_argument("--target-label", type=int, default=0)
     b.add_argument("--references", type=int, default=1, help="reference inputs of the target class (one trigger each)")
@@ -157,6 +158,7 @@ def run_badencoder(args: argparse.Namespace) -> int:
 
     job = BadEncoderJob(
         victim=str(args.victim),
+        victim_options=victim_options(args),
         dataset=args.dataset,
         config=BadEncoderConfig(
             target_label=args.target_label,

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import UserError
-from .common import HelpFormatter, add_common, emit
+from .common import VICTIM_SPEC_HELP, HelpFormatter, add_common, add_victim_arguments, emit, victim_options
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("checkpoint", type=Path, help="encoder checkpoint (.safetensors with its .json sidecar)")
+    p.add_argument("checkpoint", metavar="VICTIM", help=VICTIM_SPEC_HELP)
+    add_victim_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless --allow-remote)")
     p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--keys", type=Path, required=True, help="keys file (see `encoder-audit keys create`)")
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         )
     defenses = [parse_defense_spec(s) for s in args.defense]
     device = "cpu" if args.device == "auto" else args.device
-    encoder = load_encoder(args.checkpoint, device=device)
+    encoder = load_encoder(args.checkpoint, device=device, **victim_options(args))
     ledger = args.ledger or str(args.keys.with_name(args.keys.stem + ".ledger.sqlite"))
     if is_postgres_url(ledger):
         try:

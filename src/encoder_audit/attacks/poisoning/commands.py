@@ -68,7 +68,8 @@ class BadEncoderJob:
     """``encoder-audit poison badencoder``.
 
     Attributes:
-        victim: the encoder checkpoint to backdoor.
+        victim: the encoder to backdoor (any white-box victim spec: a checkpoint, ``torchvision:NAME``, ...).
+        victim_options: options of the spec (``weights``, ``input_shape``, ...; see ``load_encoder``).
         dataset: shadow and downstream dataset (labelled: references and the user's probe).
         config: BadEncoder's settings.
         max_train: downstream training images for the user's probe.
@@ -79,6 +80,7 @@ class BadEncoderJob:
     victim: str
     dataset: str = "fashion-mnist"
     config: BadEncoderConfig = field(default_factory=BadEncoderConfig)
+    victim_options: dict[str, Any] = field(default_factory=dict)
     max_train: int = 5000
     max_test: int = 2000
     seed: int = 0
@@ -197,10 +199,15 @@ def run_badencoder_job(
         ValueError: the target label is not a class of the dataset.
     """
     from ...data import create_dataset
-    from ...models.checkpoint import load_encoder_net, save_encoder
+    from ...errors import UserError
+    from ...models.checkpoint import save_encoder
+    from ...victim import WhiteBox, load_encoder
 
     c = job.config
-    net, _ = load_encoder_net(job.victim)
+    encoder = load_encoder(job.victim, **job.victim_options)
+    if not isinstance(encoder, WhiteBox):
+        raise UserError(f"BadEncoder fine-tunes the victim's weights: {job.victim} is not a white-box encoder")
+    net = encoder.net
     seed_everything(job.seed, deterministic=deterministic)
     train = create_dataset(job.dataset, "train", root=data_root, download=download)
     test = create_dataset(job.dataset, "test", root=data_root, download=download)

@@ -1,7 +1,8 @@
 """The smoke audit of a user's own encoder in each form it comes in, through the command line.
 
 A torchvision ResNet-18 (random weights) saved as a plain state dict and as safetensors, a TorchScript
-export and a factory module: each gets a whole report with one command. The victims take 3x32x32
+export, a factory module and a timm model (when timm is installed): each gets a whole report with one
+command. The victims take 3x32x32
 input, so Fashion-MNIST's 1x28x28 images are adapted, which the report states.
 """
 
@@ -51,10 +52,16 @@ def test_a_torchvision_state_dict_gets_the_whole_smoke_audit(tmp_path: Path) -> 
     assert results["config"]["victim_options"]["input_shape"] == [3, 32, 32]
 
 
-@pytest.mark.parametrize("form", ["safetensors", "torchscript", "factory"])
+@pytest.mark.parametrize("form", ["safetensors", "torchscript", "factory", "timm"])
 def test_other_forms_are_audited_the_same_way(form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     net = _resnet()
-    if form == "safetensors":
+    if form == "timm":
+        timm = pytest.importorskip("timm")
+        torch.manual_seed(0)
+        path = tmp_path / "timm_resnet18.pt"
+        torch.save(timm.create_model("resnet18", pretrained=False, num_classes=10).state_dict(), path)
+        args = ["--victim", "timm:resnet18", "--weights", str(path)]
+    elif form == "safetensors":
         from safetensors.torch import save_file
 
         path = tmp_path / "resnet18.safetensors"

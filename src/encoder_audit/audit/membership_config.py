@@ -114,7 +114,7 @@ class MembershipAuditConfig:
 
 
 # smoke: the whole stage in about 10 s on 2 cores; the short control still separates its 16 members.
-_SMOKE_RECIPE = TargetRecipe(members=16, epochs=60, batch_size=16, lr=2e-3, temperature=0.2, head="none")
+_SMOKE_RECIPE = TargetRecipe(members=16, epochs=40, batch_size=16, lr=2e-3, temperature=0.2, head="none")
 
 # quick: the shipped ``overfit`` recipe (32 members, 1,000 epochs) costs about 2 minutes of CPU per model;
 # 16 members at batch 16, T = 0.1, for 500 epochs is a quarter of it (docs/benchmarks/membership.md).
@@ -126,12 +126,12 @@ MEMBERSHIP_PRESETS: dict[str, MembershipAuditConfig] = {
         shadow=_SMOKE_RECIPE,
         reference=0,
         members=64,
-        nonmembers=190,
+        nonmembers=100,
         n_views=4,
-        view_draws=2,
+        view_draws=1,
         positive_control=_SMOKE_RECIPE,
-        control_nonmembers=200,
-        bootstrap=200,
+        control_nonmembers=100,
+        bootstrap=100,
         attack_params={"encodermi-v": {"epochs": 10}, "encodermi-s": {"epochs": 10}},
     ),
     # quick: 200 members (+ 200 for the null split) and 500 non-members, 2 view draws; at 3 draws and 500

@@ -96,8 +96,8 @@ STEALING_PRESETS: dict[str, StealingAuditConfig] = {
         defenses=("round:decimals=1",),
         defense_methods=1,
         options={"rda": {"train_views": 1, "prototype_views": 3}},
-        eval_max_train=300,
-        eval_max_test=200,
+        eval_max_train=200,
+        eval_max_test=100,
     ),
     # The embedded CPU default (about a minute on 2 cores): all four methods at RDA's 2,500 images
     # charged, 40 equal steps each, Gaussian noise against the two strongest.

@@ -11,6 +11,7 @@ import torch
 
 from ..config import config_to_dict
 from ..runs import RunDir
+from ..victim import HasMetadata
 from .family import StageContext
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ def run_victim_stage(ctx: StageContext, config: Any = None) -> VictimResult:
     training = train_default_victim(ctx) if ctx.victim_trained_here else {}
     train_seconds = time.perf_counter() - t0
     victim = ctx.victim()
-    meta = getattr(victim, "meta", None)
-    arch = meta.get("architecture") if isinstance(meta, dict) else None
+    arch = victim.meta.get("architecture") if isinstance(victim, HasMetadata) else None
     ev = EvalConfig(max_train=ctx.config.data.eval_max_train, max_test=ctx.config.data.eval_max_test, seed=ctx.run_seed)
     rows = []
     adaptation = ""

@@ -8,7 +8,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import HelpFormatter, add_common, emit, progress, resolved_options, section
+from .common import (
+    VICTIM_SPEC_HELP,
+    HelpFormatter,
+    add_common,
+    add_victim_arguments,
+    emit,
+    progress,
+    resolved_options,
+    section,
+    victim_options,
+)
 
 EPILOG = """examples:
   encoder-audit steal --victim runs/…-pretrain/encoder.safetensors --method rda --queries 2500
@@ -49,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--victim", required=True, help="encoder .safetensors checkpoint or http(s):// URL of the service")
+    p.add_argument("--victim", required=True, help=VICTIM_SPEC_HELP)
+    add_victim_arguments(p)
     p.add_argument("--api-key", default=None, help="API key for a URL victim (default: $ENCODER_AUDIT_API_KEY)")
     p.add_argument(
         "--method", action="append", choices=STEALING_ATTACKS.names(), default=None, help="attack (repeatable)"
@@ -99,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     job = StealJob(
         victim=args.victim,
+        victim_options=victim_options(args),
         methods=methods,
         arm=args.arm,
         queries=args.queries,

@@ -54,7 +54,8 @@ class StealJob:
     """One ``encoder-audit steal`` invocation.
 
     Attributes:
-        victim: checkpoint path or ``http(s)://`` URL.
+        victim: any victim spec (checkpoint, ``torchvision:NAME``, ..., or an ``http(s)://`` URL).
+        victim_options: options of the spec (``weights``, ``input_shape``, ...; see ``load_encoder``).
         methods: attacks; several run one comparison under ``rule``.
         arm: ``equal_n`` (every method uses ``queries`` distinct images) or ``images`` (every method is
             charged at most ``budget`` images).
@@ -94,6 +95,7 @@ class StealJob:
     eval_datasets: tuple[str, ...] = ("fashion-mnist", "digits")
     seed: int = 0
     device: str = "cpu"
+    victim_options: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     data_root: str | None = None
     download: bool = False
@@ -123,7 +125,7 @@ class StealJob:
         return self.victim.startswith(("http://", "https://"))
 
 
-def open_victim(spec: str, api_key: str | None = None, *, device: str = "cpu") -> Encoder:
+def open_victim(spec: str, api_key: str | None = None, *, device: str = "cpu", **options: Any) -> Encoder:
     """A checkpoint path or an ``http(s)://`` URL as an :class:`~encoder_audit.victim.Encoder`.
 
     Raises:
@@ -138,7 +140,7 @@ def open_victim(spec: str, api_key: str | None = None, *, device: str = "cpu") -
         return RemoteEncoder(spec, key)
     from ...victim import load_encoder
 
-    return load_encoder(spec, device=device)
+    return load_encoder(spec, device=device, **options)
 
 
 def _method_options(job: StealJob, method: str) -> dict[str, Any]:
@@ -225,7 +227,7 @@ def run_steal(
     seed_everything(job.seed, deterministic=deterministic)
     pool = create_dataset(job.query_data, job.query_split, root=job.data_root, download=job.download)
     plans = plan_job(job, len(pool))
-    raw_victim = open_victim(job.victim, job.api_key, device="cpu")
+    raw_victim = open_victim(job.victim, job.api_key, device=job.device, **job.victim_options)
     single = len(plans) == 1
     run_dir.save_config(
         {

@@ -61,7 +61,7 @@ class DataConfig:
     nonmembers: int = 2000
     shadow: int = 4000
     queries: int = 5000
-    eval_max_train: int | None = 10_000
+    eval_max_train: int | None = 5_000
     eval_max_test: int | None = 5_000
     members_known: bool = False
 

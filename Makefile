@@ -25,7 +25,7 @@ smoke: $(STAMP)
 	assert not bad, f'smoke audit stages failed: {bad}'; print('smoke audit:', r['wall_time_s'], 's')"
 
 test: $(STAMP)
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff check src tests benchmarks scripts
 	$(PYTHON) -m pytest -q
 
 test-all: $(STAMP)
@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 	$(PYTHON) -m mypy src/encoder_audit
 
 lint: $(STAMP)
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff check src tests benchmarks scripts
 	$(PYTHON) -m mypy src/encoder_audit
 
 bench: $(STAMP)

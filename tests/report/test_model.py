@@ -46,7 +46,7 @@ def test_a_ragged_row_is_refused() -> None:
 def test_text_renders_stats_with_the_fields_format() -> None:
     assert Text("{x:.1%}", {"x": Stat(0.812, 0.021, n=3)}).render() == "81.2% ± 2.1%"
     assert Text("{x:.2f} and {y}", {"x": None, "y": "rda"}).render() == "n/a and rda"
-    with pytest.raises(ValueError, match="missing|not given"):
+    with pytest.raises(ValueError, match=r"missing|not given"):
         Text("{x} {y}", {"x": 1})
     assert literal("a {b} c").render() == "a {b} c"
 

@@ -87,7 +87,7 @@ class ViewGenerator:
             x = ops.gaussian_blur(x, p=c.blur_p, sigma=c.blur_sigma, generator=generator)
         if c.solarize_p > 0:
             x = ops.solarize(x, p=c.solarize_p, generator=generator)
-        return x
+        return x.clamp(0.0, 1.0)  # resampling and blur can overshoot [0, 1] by a rounding error
 
     def views(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """``k`` independent views of every image."""

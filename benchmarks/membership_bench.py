@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from encoder_audit.attacks.membership.targets import RECIPES, Trained, head_enco
 from encoder_audit.audit.membership_config import DEFAULT_ATTACKS
 from encoder_audit.data import create_dataset, make_splits
 from encoder_audit.evaluate import EvalConfig, evaluate_encoder
+from encoder_audit.report.aggregate import summarize
 from encoder_audit.runs import derive_seed
 from encoder_audit.victim import LocalEncoder
 
@@ -181,7 +181,8 @@ def main() -> None:
 def _ms(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    s = summarize(values)
+    return f"{s.mean:.3f} ± {s.std or 0.0:.3f}"
 
 
 def plot_early_stopping(rows: list[dict[str, Any]], path: Path) -> None:

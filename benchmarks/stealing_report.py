@@ -20,6 +20,7 @@ from typing import Any
 
 from encoder_audit.attacks.stealing.compare import Reference, RunRecord, interval, plot_curve
 from encoder_audit.audit.family import result_from_json
+from encoder_audit.report.aggregate import summarize
 
 DATASETS = ("fashion-mnist", "digits")
 LABEL = {"linear": "linear probe %", "knn20": "kNN k=20 %", "cosine_centered": "fidelity centred cos"}
@@ -62,10 +63,11 @@ def ms(vals: Sequence[float], pct: bool = False, d: int = 3) -> str:
     if not vals:
         return "-"
     f = 100.0 if pct else 1.0
-    m = statistics.fmean(vals) * f
-    if len(vals) == 1:
+    s = summarize(vals)
+    m = s.mean * f
+    if s.std is None:
         return f"{m:.1f}" if pct else f"{m:.{d}f}"
-    sd = statistics.stdev(vals) * f
+    sd = s.std * f
     return f"{m:.1f} ± {sd:.1f}" if pct else f"{m:.{d}f} ± {sd:.{d}f}"
 
 

@@ -12,6 +12,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from encoder_audit.report.aggregate import summarize
+
 ORDER = ["clean", "random", "lsp", "em-s", "em-c", "tap", "uc", "uc-all", "uc-clip", "lsp-agn", "em-c-agn", "tap-agn"]
 LABELINGS = ["true", "coarse", "pseudo", "ssl"]
 
@@ -32,8 +34,8 @@ def merge(paths: list[Path]) -> dict[int, dict[str, Any]]:
 
 
 def ms(vals: list[float], scale: float = 100.0, digits: int = 1) -> str:
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{scale * statistics.mean(vals):.{digits}f} ± {scale * sd:.{digits}f}"
+    s = summarize(vals)
+    return f"{scale * s.mean:.{digits}f} ± {scale * (s.std or 0.0):.{digits}f}"
 
 
 def cell(runs: list[dict[str, Any]]) -> str:

@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from encoder_audit.report.aggregate import summarize
+
 EPS = 16 / 255
 K_CANDIDATES = (10, 20, 50, 100)
 UC = {"epochs": 20, "batch_size": 32, "lr": 5e-3, "ngf": 16, "n_blocks": 2, "train_on": "members", "kmeans_init": 2}
@@ -200,7 +202,8 @@ def step_train(cache: Path, seed: int, protection: str, labeling: str, epochs: i
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{100 * values[0]:.1f}"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+    s = summarize(values)
+    return f"{100 * s.mean:.1f} ± {100 * (s.std or 0.0):.1f}"
 
 
 def step_report(files: list[Path], cache: Path) -> str:

@@ -161,24 +161,39 @@ def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator | Non
     return torch.where(apply, grayscale(x), x)
 
 
+def covering_kernel_side(sigma_max: float, image_side: int) -> int:
+    """Odd kernel side ``2 * ceil(3 * sigma_max) + 1`` (99.7% of the Gaussian's mass), capped at the
+    largest odd side <= the image's.
+
+    >>> covering_kernel_side(2.0, 28), covering_kernel_side(2.0, 8), covering_kernel_side(0.1, 28)
+    (13, 7, 3)
+    """
+    side = 2 * math.ceil(3 * sigma_max) + 1
+    cap = image_side if image_side % 2 else image_side - 1
+    return max(3, min(side, cap))
+
+
 def gaussian_blur(
     x: torch.Tensor,
     *,
     p: float,
     sigma: tuple[float, float] = (0.1, 2.0),
     kernel_frac: float = 0.1,
+    cover: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Gaussian blur with per-sample ``sigma ~ U(sigma)``, applied with probability ``p``.
 
-    The kernel side is about ``kernel_frac`` of the image side (odd, at least 3), as in SimCLR.
+    The kernel side is about ``kernel_frac`` of the image side (odd, at least 3), as in SimCLR for
+    224 px images; ``cover=True`` sizes it to cover 3 sigma instead (:func:`covering_kernel_side`),
+    which small images need (10% of 28 px is 3 px, which cuts sigma = 2 off at half a sigma).
     """
     n, c, h, w = x.shape
     apply = _bernoulli(n, p, generator, x.device)
     sig = _uniform(n, sigma[0], sigma[1], generator, x.device)
     if p <= 0 or not bool(apply.any()):
         return x
-    k = max(3, round(kernel_frac * h) // 2 * 2 + 1)
+    k = covering_kernel_side(sigma[1], h) if cover else max(3, round(kernel_frac * h) // 2 * 2 + 1)
     offs = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     kern = torch.exp(-(offs[None] ** 2) / (2 * sig[:, None] ** 2))
     kern = kern / kern.sum(dim=1, keepdim=True)

@@ -28,6 +28,7 @@ class ViewConfig:
         jitter_p: probability of applying colour jitter.
         gray_p: probability of grayscale.
         blur_p: probability of Gaussian blur; ``blur_sigma`` its sigma range.
+        blur_cover: size the blur kernel to cover 3 sigma (small images) instead of 10% of the side.
         solarize_p: probability of solarization.
     """
 
@@ -39,6 +40,7 @@ class ViewConfig:
     gray_p: float = 0.2
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_cover: bool = False
     solarize_p: float = 0.0
 
     def __post_init__(self) -> None:
@@ -84,7 +86,7 @@ class ViewGenerator:
         if c.gray_p > 0:
             x = ops.random_grayscale(x, c.gray_p, generator=generator)
         if c.blur_p > 0:
-            x = ops.gaussian_blur(x, p=c.blur_p, sigma=c.blur_sigma, generator=generator)
+            x = ops.gaussian_blur(x, p=c.blur_p, sigma=c.blur_sigma, cover=c.blur_cover, generator=generator)
         if c.solarize_p > 0:
             x = ops.solarize(x, p=c.solarize_p, generator=generator)
         return x.clamp(0.0, 1.0)  # resampling and blur can overshoot [0, 1] by a rounding error

@@ -12,8 +12,9 @@ from encoder_audit.attacks.registry import attack_class
 from encoder_audit.attacks.stealing import create_attack
 from encoder_audit.attacks.stealing.compute import ComputeRule, plan_run, steps_within
 from encoder_audit.attacks.stealing.evaluate import FeatureCache, StealEvalConfig, evaluate_stealing, scaled_k
-from encoder_audit.attacks.stealing.views import blur_kernel_side, stealing_views
+from encoder_audit.attacks.stealing.views import stealing_views
 from encoder_audit.augment import ops
+from encoder_audit.augment.ops import covering_kernel_side
 from encoder_audit.data import create_dataset
 from encoder_audit.victim import QueryCounter
 
@@ -108,7 +109,7 @@ def test_capabilities_are_class_attributes() -> None:
 
 
 def test_blur_kernel_covers_three_sigma_and_matches_a_naive_blur() -> None:
-    assert blur_kernel_side(2.0, 28) == 13 and blur_kernel_side(2.0, 8) == 7
+    assert covering_kernel_side(2.0, 28) == 13 and covering_kernel_side(2.0, 8) == 7
     x = torch.zeros(1, 1, 28, 28)
     x[0, 0, 14, 14] = 1.0
     gen = stealing_views("none", blur_p=1.0, blur_sigma=(2.0, 2.0))

@@ -14,6 +14,7 @@ from ..audit import SECTIONS, resolve_config, run_audit
 from ..audit.config import PRESETS, AuditConfig, describe_plan
 from ..audit.runner import load_run_config, start_run
 from ..config import load_yaml
+from ..report import load_sections
 from ..runs import RunDir, seed_everything
 from .common import VICTIM_SPEC_HELP, HelpFormatter, add_victim_arguments, emit, progress, victim_options
 
@@ -168,13 +169,12 @@ def run(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get("ENCODER_AUDIT_API_KEY")
     results = run_audit(config, run_dir, api_key=api_key, data_root=args.data_root, progress=progress(args))
     lines = ["", f"{'audit':<26}{'verdict':<18}finding"]
-    from ..report import load_sections
-
-    for key, sec in load_sections(results).items():
+    sections = load_sections(results)
+    for key, sec in sections.items():
         if key == "victim":
             continue
         lines.append(f"{sec.title:<26}{sec.label():<18}{sec.headline.render()}")
     lines += ["", f"report: {run_dir.file('report.html')}  ({time.perf_counter() - t0:.0f} s)"]
     emit("\n".join(lines))
-    failed = [k for k, s in load_sections(results).items() if s.verdict.level == "failed"]
+    failed = [k for k, s in sections.items() if s.verdict.level == "failed"]
     return 1 if failed else 0

@@ -10,9 +10,15 @@ part. Per seed k:
   shadow, EncoderMI's all-knowledge setting), fitted on its 32 members vs 32 of its non-members;
 * every attack scores the target's 32 members against its 500 non-members (3 draws of 10 views);
 * the ``generalizing`` target (2,000 members, 3 epochs) is attacked with the same shadow;
-* with ``--heads``, the ``overfit-mlp`` target (SimCLR MLP head) is attacked on h and on z.
+* with ``--heads``, the ``overfit-mlp`` target (SimCLR MLP head) is attacked on h and on z;
+* with ``--knowledge``, EncoderMI-V/S/T on the ``overfit`` target with a shadow for each of the paper's 8
+  knowledge settings (Liu et al., 2021, Sec. 5.1): pre-training data known (the next seed's Fashion-MNIST
+  members) or not (32 members of scikit-learn ``digits``, another dataset), architecture known
+  (``cnn-small``) or not (VGG-11), algorithm known (SimCLR, T 0.2) or not (MoCo with its own defaults);
+  the shadow otherwise follows the target's recipe (32 members, 1,000 epochs, no head).
 
     OMP_NUM_THREADS=1 python benchmarks/membership_bench.py --dir runs/mi-bench --seeds 0 1 2 --heads
+    OMP_NUM_THREADS=1 python benchmarks/membership_bench.py --dir runs/mi-bench --seeds 0 1 2 --knowledge
     python benchmarks/membership_bench.py --report --rows runs/mi-bench/rows.jsonl
 
 Rows are appended to ``<dir>/rows.jsonl`` (or ``--out``) as they are measured (a re-run skips finished
@@ -30,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoder_audit.attacks.membership import Shadow
+from encoder_audit.attacks.membership import KNOWLEDGE_SETTINGS, Knowledge, Shadow, shadow_recipe
 from encoder_audit.attacks.membership.engine import run_attacks
 from encoder_audit.attacks.membership.features import FeatureConfig
 from encoder_audit.attacks.membership.metrics import evaluate_scores
@@ -44,6 +50,7 @@ from encoder_audit.victim import LocalEncoder
 
 SNAPSHOTS = (100, 250, 500, 750, 1000)
 PARAMS = {"encodermi-v": {"epochs": 150}, "encodermi-s": {"epochs": 100}}
+ENCODERMI = ("encodermi-v", "encodermi-s", "encodermi-t")
 
 
 def _splits(full: Any, seeds: list[int], seed_all: int = 0) -> dict[str, Any]:
@@ -75,6 +82,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("runs/mi-bench"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--heads", action="store_true", help="also the overfit-mlp target on h and z")
+    ap.add_argument(
+        "--knowledge", action="store_true", help="only the 8 knowledge settings (EncoderMI-V/S/T, overfit target)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="rows file (default DIR/rows.jsonl)")
     ap.add_argument("--seed", type=int, default=None, help="one seed (a suite cell); overrides --seeds")
     ap.add_argument("--report", action="store_true", help="print the tables from --rows files and exit")
@@ -121,6 +131,49 @@ def main() -> None:
             recipe=RECIPES["overfit"],
             seed=k,
         )
+
+    digits = create_dataset("digits", "train")
+
+    def knowledge_shadow(k: int, kn: Knowledge) -> Shadow:
+        """The shadow of seed ``k``'s target for one knowledge setting (all-known: the main benchmark's)."""
+        if kn == Knowledge():
+            return shadow(k)
+        recipe = shadow_recipe(RECIPES["overfit"], kn)
+        if kn.data:
+            mem, non = parts[f"members_{k + 1}"], parts[f"nonmembers_{k + 1}"].subset(range(32))
+            ref = parts["reference"]
+        else:
+            m = make_splits(digits, {"members": 32, "nonmembers": 32, "reference": 300}, seed=derive_seed(k, "digits"))
+            mem, non, ref = (m.select(digits, p) for p in ("members", "nonmembers", "reference"))
+        t0 = time.perf_counter()
+        net = train_encoder(mem, recipe, seed=derive_seed(k + 1, "overfit")).net
+        print(f"trained shadow {kn.label} ({recipe.arch}/{recipe.method}) {k} in {time.perf_counter() - t0:.0f} s")
+        return Shadow(LocalEncoder(net), mem, non, ref, recipe=recipe, seed=k)
+
+    if args.knowledge:
+        for k in args.seeds:
+            for kn in KNOWLEDGE_SETTINGS[::-1]:  # all-known first
+                kind = f"knowledge:{kn.label}"
+                if (kind, k) in _done(rows_path):
+                    continue
+                t0 = time.perf_counter()
+                res, usage = run_attacks(
+                    LocalEncoder(trained("overfit", k).net),
+                    parts[f"members_{k}"],
+                    parts[f"nonmembers_{k}"],
+                    knowledge_shadow(k, kn),
+                    ENCODERMI,
+                    features=feats,
+                    attack_params=PARAMS,
+                    draws=3,
+                    seed=k,
+                )
+                row = {"kind": kind, "seed": k, "members": 32, "nonmembers": 500, "h": _metrics(res)}
+                row |= {"usage": {"query_images": usage["query_images"]}, "seconds": round(time.perf_counter() - t0, 1)}
+                with open(rows_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps({"kind": kind, "seed": k, **{a: row["h"][a]["auc"] for a in ENCODERMI}}), flush=True)
+        return
 
     def attack(victim: Any, members: Any, k: int) -> tuple[dict[str, Any], dict[str, Any]]:
         res, usage = run_attacks(
@@ -232,6 +285,17 @@ def report(rows: list[dict[str, Any]]) -> None:
                     f"{_ms([m['recall'] for m in ms])} | {_ms([m['auc'] for m in ms])} | {ci} | "
                     f"{_ms([m['tpr_at_1pct_fpr'] for m in ms])} |"
                 )
+    know = [r for r in rows if r["kind"].startswith("knowledge:")]
+    if know:
+        print("\n### knowledge settings (overfit target; shadow data / architecture / algorithm known + or not -)\n")
+        print("| setting | seeds | " + " | ".join(f"{a} AUC" for a in ENCODERMI) + " | EncoderMI-T TPR@1%FPR |")
+        print("|---|---|" + "---|" * (len(ENCODERMI) + 1))
+        for kn in KNOWLEDGE_SETTINGS[::-1]:
+            sel = [r for r in know if r["kind"] == f"knowledge:{kn.label}"]
+            if sel:
+                cells = [_ms([r["h"][a]["auc"] for r in sel]) for a in ENCODERMI]
+                tpr = _ms([r["h"]["encodermi-t"]["tpr_at_1pct_fpr"] for r in sel])
+                print(f"| {kn.label} | {len(sel)} | " + " | ".join(cells) + f" | {tpr} |")
     es = [r for r in rows if r["kind"] == "overfit" and r.get("early_stopping")]
     if es:
         print("\n### early stopping (overfit recipe, EncoderMI-T)\n")

@@ -165,7 +165,10 @@ def _describe_uc(enc: Any, train: Any, images: torch.Tensor, cfg: dict[str, Any]
     return clustering.assignment, surrogate_space_check(enc, images, train.info, fit)
 
 
-def step_train(cache: Path, seed: int, protection: str, labeling: str, epochs: int) -> dict[str, Any]:
+def step_train(
+    cache: Path, seed: int, protection: str, labeling: str, epochs: int, countermeasure: str = "none"
+) -> dict[str, Any]:
+    from encoder_audit.attacks.unlearnable.countermeasures import parse_countermeasure, train_with_countermeasure
     from encoder_audit.attacks.unlearnable.evaluation import (
         TrainerConfig,
         chance_level,
@@ -184,17 +187,22 @@ def step_train(cache: Path, seed: int, protection: str, labeling: str, epochs: i
     lab = make_labelings(train, test, (labeling,))[0]
     assert lab.train is not None
     cfg = TrainerConfig(epochs=epochs, batch_size=128, seed=seed)
-    r = train_classifier(ds, lab.train, test, lab.test, lab.num_classes, cfg)
+    if countermeasure == "none":
+        r = train_classifier(ds, lab.train, test, lab.test, lab.num_classes, cfg).to_dict()
+    else:
+        cm = parse_countermeasure(countermeasure, channels=train.info.channels)
+        r = train_with_countermeasure(ds, test, lab, cm, cfg)
     return {
         "seed": seed,
         "protection": protection,
         "labeling": labeling,
+        "countermeasure": countermeasure,
         "classes": lab.num_classes,
         "chance": chance_level(lab.test),
-        "final": r.final,
-        "peak": r.peak,
-        "history": r.history,
-        "seconds": round(r.seconds, 1),
+        "final": r["final"],
+        "peak": r["peak"],
+        "history": r["history"],
+        "seconds": r["seconds"],
         "epochs": epochs,
     }
 
@@ -208,7 +216,7 @@ def _mean_std(values: list[float]) -> str:
 
 def step_report(files: list[Path], cache: Path) -> str:
     rows = [json.loads(f.read_text()) for f in files if f.is_file()]
-    labelings = [lab for lab in ("true", "coarse", "pseudo") if any(r["labeling"] == lab for r in rows)]
+    labelings = [lab for lab in ("true", "coarse", "pseudo", "fine") if any(r["labeling"] == lab for r in rows)]
     known = ["clean", "random", "uc", "uc-oracle"]
     known += sorted({r["protection"] for r in rows} - set(known))
     protections = [p for p in known if any(r["protection"] == p for r in rows)]
@@ -257,8 +265,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protection", default="uc", help="clean, uc, uc-oracle, random or uc-kK (a K ablation)")
     ap.add_argument("--k", type=int, default=None, help="craft: K instead of the rule's (saved as uc-kK)")
-    ap.add_argument("--labeling", choices=["true", "coarse", "pseudo"], default="true")
+    ap.add_argument("--labeling", choices=["true", "coarse", "pseudo", "fine"], default="true")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument(
+        "--countermeasure", default="none", help="train: the trainer's countermeasure (jpeg:quality=10, mixup, ...)"
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--results", type=Path, nargs="*", default=[])
     ap.add_argument("--only", nargs="*", default=None, help="craft only these protections (uc, uc-oracle, random)")
@@ -272,7 +283,7 @@ def main() -> None:
     elif args.step == "craft":
         out = step_craft(args.cache, args.seed, args.only, args.k)
     elif args.step == "train":
-        out = step_train(args.cache, args.seed, args.protection, args.labeling, args.epochs)
+        out = step_train(args.cache, args.seed, args.protection, args.labeling, args.epochs, args.countermeasure)
     else:
         files = [f for p in args.results for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
         print(step_report(files, args.cache))

@@ -151,3 +151,40 @@ def test_views_default_to_the_victims_training_augmentation() -> None:
     assert victim_views(LocalEncoder(net, meta={"training": {"views": "moco-v1"}}))[0] == "moco-v1"
     assert victim_views(LocalEncoder(net, meta={"training": {"method": "simclr"}}))[0] == "simclr"
     assert victim_views(LocalEncoder(net), "encodermi") == ("encodermi", "chosen in the configuration")
+
+
+def test_a_service_that_serves_its_head_is_attacked_on_h_and_z(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    from encoder_audit.attacks.membership.targets import head_encoder
+    from encoder_audit.audit.membership import audit_membership
+    from encoder_audit.models.heads import create_head
+    from encoder_audit.service.client import RemoteEncoder
+    from encoder_audit.service.testing import serve_in_background
+
+    config = resolve_config("smoke").membership
+    data = prepare_data(resolve_config("smoke").data, seed=0)
+    members, nonmembers, shadow = data.members, data.nonmembers, data.shadow
+    torch.manual_seed(0)
+    net = create_encoder("cnn-small", 1, 28)
+    head = create_head("mlp", net.feature_dim, 32).eval()
+    with serve_in_background(LocalEncoder(net), head=(head, "mlp")) as (url, key):
+        remote = RemoteEncoder(url, key)
+        z_remote = remote.with_output("z")
+        assert remote.outputs == ["h", "z"] and z_remote.embedding_dim == 32
+        x = members.float_images()
+        expected = LocalEncoder(head_encoder(net, head)).embed(x)
+        torch.testing.assert_close(z_remote.embed(x), expected, atol=1e-5, rtol=1e-5)
+        assert z_remote.images == len(x) and remote.images == 0  # each output counts its own images
+        got = audit_membership(remote, members, nonmembers, shadow, config, tmp_path / "remote", seed=0)
+        charged = remote.server_usage()["used"]
+        # the same audit with the head given locally (run while the server is up: the same kernels)
+        local = audit_membership(
+            LocalEncoder(net), members, nonmembers, shadow, config, tmp_path / "local", seed=0, head=(head, "mlp")
+        )
+    assert got.outputs == ["h", "z"] and "service" in got.head_source and got.head_kind == "mlp"
+    z_local = {r.attack: r.auc for r in local.rows if r.target == "victim" and r.output == "z"}
+    z_got = {r.attack: r.auc for r in got.rows if r.target == "victim" and r.output == "z"}
+    # a random-init victim's view similarities are near ties, so float noise may swap a few ranks
+    assert z_got and z_got == pytest.approx(z_local, abs=0.03)
+    assert charged == len(x) + got.query_images  # the service charged every h and z query the audit counts
+    assert got.query_images == local.query_images

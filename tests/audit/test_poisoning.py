@@ -180,3 +180,18 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         PoisoningAuditConfig(medium_gain=0.6, high_gain=0.5)
     assert math.isclose(PoisoningAuditConfig().high_gain, 0.5)
+
+
+def test_a_folder_smaller_than_one_clip_batch_still_trains(tmp_path: Path) -> None:
+    import dataclasses
+
+    config = resolve_config(
+        "smoke", overrides=["device=cpu", "poisoning.defenses=[]", "poisoning.run_badencoder=false"]
+    )
+    data = prepare_data(config.data, seed=0)
+    small = dataclasses.replace(data, train=data.train.subset(range(40)))  # fewer pairs than the batch of 64
+    assert config.poisoning.experiment.batch_size > 40
+    victim = LocalEncoder(create_encoder("cnn-small", 1, 28, width=8).eval())
+    ctx = stage_context(config, tmp_path, "poisoning", run_seed=0, data=small, victim=lambda: victim)
+    result = run_poisoning(ctx, config.poisoning)
+    assert result.batch_size <= 40 and result.levels

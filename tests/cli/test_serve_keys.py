@@ -48,3 +48,16 @@ def test_serve_missing_checkpoint_is_exit_2(tmp_path, capsys):
     keys = tmp_path / "keys.yaml"
     main(["keys", "create", "a", "--file", str(keys)])
     assert main(["serve", str(tmp_path / "none.safetensors"), "--keys", str(keys)]) == 2
+
+
+def test_serve_expose_head_without_a_saved_head_is_exit_2(tmp_path, capsys):
+    from encoder_audit.models import create_encoder
+    from encoder_audit.models.checkpoint import save_encoder
+
+    keys = tmp_path / "keys.yaml"
+    main(["keys", "create", "a", "--file", str(keys)])
+    ckpt = tmp_path / "encoder.safetensors"
+    save_encoder(ckpt, create_encoder("cnn-small", 1, 8))
+    capsys.readouterr()
+    assert main(["serve", str(ckpt), "--keys", str(keys), "--expose-head"]) == 2
+    assert "no projection head saved beside" in capsys.readouterr().err

@@ -305,3 +305,37 @@ def test_config_refuses_bad_limits(kwargs):
     with pytest.raises(ValueError):
         ServiceConfig(**kwargs)
     assert ServiceConfig().reservation_ttl == 60 + 30 + 5
+
+
+def test_head_output_is_served_only_when_exposed_and_bad_outputs_cost_nothing(tmp_path):
+    from encoder_audit.attacks.membership.targets import head_encoder
+    from encoder_audit.models import create_encoder
+    from encoder_audit.models.heads import create_head
+    from encoder_audit.victim import LocalEncoder
+
+    torch.manual_seed(0)
+    net = create_encoder("cnn-small", 1, 8)
+    head = create_head("mlp", net.feature_dim, 12).eval()
+    x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    store = KeyStore([KeySpec("alice", hash_key(KEY), 100, None, None)])
+    config = ServiceConfig(max_batch=16, max_pixels=64 * 64, max_body_bytes=64 * 1024)
+    app = create_app(LocalEncoder(net), keys=store, ledger=tmp_path / "l.sqlite", config=config, head=(head, "mlp"))
+    headers = {**auth(), "Content-Type": NPY, "Accept": NPY}
+    with TestClient(app) as c:
+        info = c.get("/v1/info", headers=auth()).json()
+        assert info["outputs"] == ["h", "z"] and info["head_kind"] == "mlp" and info["output_dims"]["z"] == 12
+        r = c.post("/v1/embeddings?output=z", content=npy_bytes(x), headers=headers)
+        expected = LocalEncoder(head_encoder(net, head)).embed(torch.from_numpy(x))
+        assert r.status_code == 200
+        assert torch.allclose(torch.from_numpy(parse_npy(r.content)), expected, atol=1e-5)
+        h = c.post("/v1/embeddings", content=npy_bytes(x), headers=headers)
+        assert parse_npy(h.content).shape == (3, net.feature_dim)
+        bad = c.post("/v1/embeddings?output=q", content=npy_bytes(x), headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 6
+    with make_client(tmp_path / "plain") as c:  # started without a head: z is refused, not charged
+        assert c.get("/v1/info", headers=auth()).json()["outputs"] == ["h"]
+        x8 = np.zeros((2, 1, 8, 8), dtype=np.uint8)
+        r = c.post("/v1/embeddings?output=z", content=npy_bytes(x8), headers={**auth(), "Content-Type": NPY})
+        assert r.status_code == 400 and r.json()["error"] == "output_unavailable"
+        assert c.get("/v1/usage", headers=auth()).json()["used"] == 0

@@ -356,6 +356,14 @@ def _victim_head(victim: Encoder, head: Any) -> Encoder | None:
     return LocalEncoder(head_encoder(victim.net, head))
 
 
+def remote_head_output(victim: Encoder) -> tuple[Encoder, str] | None:
+    """``(z-encoder, head kind)`` when ``victim`` is a service that serves its head's output (``?output=z``)."""
+    with_output = getattr(victim, "with_output", None)
+    if with_output is None or "z" not in getattr(victim, "outputs", ()):
+        return None
+    return with_output("z"), str(getattr(victim, "head_kind", None) or "unknown")
+
+
 # --------------------------------------------------------------------------------------------- the audit
 
 
@@ -413,10 +421,15 @@ def audit_membership(
     shadow, _ = train_shadow(pools.shadow, sconf, seed=seed, progress=progress, device=device)
     shadow_seconds = time.perf_counter() - t0
     fitted = {"h": fit_attacks(shadow, names, features=features, attack_params=config.attack_params, seed=seed)}
+    remote_z = remote_head_output(victim) if head is None and config.outputs == "auto" else None
+    if remote_z is not None:
+        head, head_source = (None, remote_z[1]), "served by the victim's service (?output=z)"
     if head is not None and head[1] == "none":  # trained without a head: z is h, nothing more to attack
         notes.append("the victim was trained without a projection head: its served features h are what the loss saw")
-        head = None
+        head, remote_z = None, None
     z_victim = _victim_head(victim, head[0] if head else None) if config.outputs == "auto" else None
+    if remote_z is not None:
+        z_victim = remote_z[0]
     if z_victim is not None:
         z_shadow: Shadow = shadow.head_output()
         fitted["z"] = (
@@ -449,6 +462,8 @@ def audit_membership(
         )
         scored[f"{VICTIM}/z"] = res_z[VICTIM]
         rows += _rows(res_z[VICTIM], VICTIM, "z", fitted["z"], usage_z, config, seed)
+        query_images += int(usage_z["query_images"])
+        api_calls += int(usage_z["api_calls"])
 
     control_seconds = 0.0
     control: dict[str, Any] = {}

@@ -444,6 +444,10 @@ def run_poisoning(ctx: StageContext, config: PoisoningAuditConfig) -> PoisoningR
     """Run the poisoning stage (see the module docstring)."""
     t0 = time.perf_counter()
     exp = replace(config.experiment, device=ctx.device)
+    pairs = min(exp.train_size or len(ctx.data.train), len(ctx.data.train))
+    if pairs < exp.batch_size:  # a small folder: one batch must fit its pairs (in-batch negatives)
+        log.warning("CLIP batch %d capped at the %d training pairs this dataset holds", exp.batch_size, pairs)
+        exp = replace(exp, batch_size=max(2, pairs))
     info = ctx.data.train.info
     names = class_synonyms(info)
     levels, strongest = train_levels(ctx, config, exp)

@@ -390,7 +390,7 @@ def _figure(result: ProtectionResult, path: Path) -> None:
     from matplotlib.figure import Figure
 
     names = [CLEAN, *[p.name for p in result.protections]]
-    labelings = sorted({r.labeling for r in result.runs}, key=["true", "coarse", "pseudo", "ssl"].index)
+    labelings = sorted({r.labeling for r in result.runs}, key=["true", "coarse", "pseudo", "fine", "ssl"].index)
     fig = Figure(figsize=(6.4, 3.4))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(len(names), 1)

@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["PROTECTION_PRESETS", "SURROGATES", "ProtectionAuditConfig"]
 
 SURROGATES = ("supervised", "victim", "simclr")
-_LABELINGS = ("true", "coarse", "pseudo", "ssl")
+_LABELINGS = ("true", "coarse", "pseudo", "fine", "ssl")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ProtectionAuditConfig:
             protected ones): the paper's setting, whose surrogate is "an ImageNet pre-trained ResNet-50"
             trained on other labelled data. ``victim``: the audited encoder itself (needs its weights).
             ``simclr``: contrastive pre-training on the shadow split without labels.
-        labelings: how the trainer labels the protected data (``true``, ``coarse``, ``pseudo``, ``ssl``):
+        labelings: how the trainer labels the protected data (``true``, ``coarse``, ``pseudo``, ``fine``, ``ssl``):
             the paper's label-agnostic setting, in which the protector's "m-class unlearnable dataset may
             be exploited by the hacker as a n-class dataset".
         train: protected images drawn from the query split (None: the whole split).

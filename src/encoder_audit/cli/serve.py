@@ -90,6 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="SQLite synchronous mode: FULL fsyncs every charge; NORMAL survives crashes, not power loss",
     )
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    p.add_argument(
+        "--expose-head",
+        action="store_true",
+        help="also serve the projection head's output z = g(h) at POST /v1/embeddings?output=z (the head "
+        "saved beside the checkpoint: head.safetensors); a membership audit of the URL then attacks both",
+    )
     add_common(p, data=False)
     p.set_defaults(func=run)
 
@@ -139,18 +145,29 @@ def run(args: argparse.Namespace) -> int:
     defenses = [parse_defense_spec(s) for s in args.defense]
     device = "cpu" if args.device == "auto" else args.device
     encoder = load_encoder(args.checkpoint, device=device, **victim_options(args))
+    head = None
+    if args.expose_head:
+        from ..attacks.membership.targets import load_head
+        from ..victim import WhiteBox
+
+        head = load_head(args.checkpoint) if Path(args.checkpoint).exists() else None
+        if head is None:
+            raise UserError(f"--expose-head: no projection head saved beside {args.checkpoint} (head.safetensors)")
+        if not isinstance(encoder, WhiteBox):
+            raise UserError("--expose-head needs a checkpoint the service can run with its head")
     ledger = args.ledger or str(args.keys.with_name(args.keys.stem + ".ledger.sqlite"))
     if is_postgres_url(ledger):
         try:
             import psycopg  # noqa: F401
         except ImportError:
             raise UserError("a postgresql:// ledger needs the psycopg driver: pip install 'psycopg[binary]'") from None
-    app = create_app(encoder, keys=keys, ledger=ledger, defenses=defenses, config=config)
+    app = create_app(encoder, keys=keys, ledger=ledger, defenses=defenses, config=config, head=head)
     location = redact_url(ledger) if is_postgres_url(ledger) else ledger
     emit(
         f"serving {args.checkpoint} ({encoder.input_shape} -> {encoder.embedding_dim}-d) "
         f"on http://{args.host}:{args.port} "
         f"for {len(keys)} account(s); defenses: {', '.join(args.defense) or 'none'}; ledger: {location}"
+        + (f"; head output z ({head[1]}) at ?output=z" if head else "")
     )
     level = "warning" if args.quiet else ("info" if args.verbose else "warning")
     # On SIGTERM, requests in flight may finish (and be charged) within their time-outs; past that

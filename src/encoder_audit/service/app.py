@@ -136,6 +136,8 @@ class EmbeddingService:
         defenses: output defenses applied in order; per-user ones (``per_user = True``) receive the
             account name.
         config: limits.
+        head: the projection head ``(module, kind)`` to serve ``z = g(h)`` at ``?output=z`` (None: only
+            ``h``). Serving it is the owner's choice; an audit that can query it attacks both outputs.
     """
 
     def __init__(
@@ -145,8 +147,11 @@ class EmbeddingService:
         ledger: BaseLedger | str | Path,
         defenses: Sequence[OutputDefense],
         config: ServiceConfig,
+        head: tuple[Any, str] | None = None,
     ) -> None:
         self.target = target
+        self.head = head
+        self.z_encoder: Encoder | None = None
         self.keys = keys
         self._ledger_arg = ledger
         self.ledger: BaseLedger | None = ledger if isinstance(ledger, BaseLedger) else None
@@ -173,6 +178,13 @@ class EmbeddingService:
 
             self.encoder = load_encoder(self.target)  # type: ignore[arg-type]
             log.info("loaded %s", self.encoder)
+        if self.head is not None and self.z_encoder is None:
+            from ..attacks.membership.targets import head_encoder
+            from ..victim import LocalEncoder, WhiteBox
+
+            if not isinstance(self.encoder, WhiteBox):
+                raise ValueError("serving the projection head needs a local encoder with its weights")
+            self.z_encoder = LocalEncoder(head_encoder(self.encoder.net, self.head[0]))
         if self.ledger is None:
             self.ledger = open_ledger(self._ledger_arg, synchronous=self.config.sqlite_synchronous)
         for name in self.keys.specs:
@@ -267,10 +279,26 @@ class EmbeddingService:
             raise ApiError(400, "bad_request", f"could not decode the request: {type(exc).__name__}: {exc}") from None
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
-    def _forward(self, x: torch.Tensor, user: str) -> torch.Tensor:
+    @property
+    def outputs(self) -> list[str]:
+        """The outputs a request may ask for: ``h`` (served features) and, with a head, ``z``."""
+        return ["h", "z"] if self.head is not None else ["h"]
+
+    def output_of(self, request: Request) -> str:
+        """The ``?output=`` of a request (``h`` by default), checked before anything is charged."""
+        output = request.query_params.get("output", "h")
+        if output not in ("h", "z"):
+            raise ApiError(400, "bad_request", f"output must be h or z, got {output!r}")
+        if output not in self.outputs:
+            raise ApiError(400, "output_unavailable", "this service serves only h (started without --expose-head)")
+        return output
+
+    def _forward(self, x: torch.Tensor, user: str, output: str = "h") -> torch.Tensor:
         assert self.encoder is not None
+        model = self.z_encoder if output == "z" else self.encoder
+        assert model is not None
         try:
-            out = self.encoder.embed(x).float()
+            out = model.embed(x).float()
             with self._defense_lock:
                 for defense in self.defenses:
                     if getattr(defense, "per_user", False):
@@ -374,6 +402,7 @@ class EmbeddingService:
         if declared is not None and declared > self.config.max_body_bytes:
             raise ApiError(413, **too_large_body(self.config.max_body_bytes))
         npy = wants_npy(request.headers.get("accept"))
+        output = self.output_of(request)
         pending = await self._read(request)
         deadline = time.monotonic() + self.config.request_timeout
         n = pending.count
@@ -404,7 +433,7 @@ class EmbeddingService:
                 x = await run_in_threadpool(self._decode, pending, watch, deadline)
                 del pending
                 async with self._slot(self._infer_lock, watch, deadline):
-                    emb = await run_in_threadpool(self._forward, x, spec.name)
+                    emb = await run_in_threadpool(self._forward, x, spec.name, output)
                 del x
             if watch.lost.is_set():
                 raise _gone()
@@ -548,6 +577,7 @@ def create_app(
     ledger: BaseLedger | str | Path,
     defenses: Sequence[OutputDefense | str] = (),
     config: ServiceConfig | None = None,
+    head: tuple[Any, str] | None = None,
 ) -> FastAPI:
     """Build the embedding API around an encoder.
 
@@ -559,6 +589,8 @@ def create_app(
             file, or a ``postgresql://`` URL.
         defenses: output defenses or specs such as ``"noise:sigma=0.1"``, applied in order.
         config: limits (:class:`ServiceConfig` defaults otherwise).
+        head: the encoder's projection head ``(module, kind)`` (e.g. ``load_head(path)``) to serve its
+            output ``z = g(h)`` at ``POST /v1/embeddings?output=z``; None serves ``h`` only.
 
     Returns:
         A FastAPI app; run it with ``uvicorn.run(app, host="127.0.0.1", port=8000)``.
@@ -566,7 +598,7 @@ def create_app(
     config = config or ServiceConfig()
     store = keys if isinstance(keys, KeyStore) else KeyStore.load(keys)
     chain = [parse_defense_spec(d) if isinstance(d, str) else d for d in defenses]
-    svc = EmbeddingService(target, store, ledger, chain, config)
+    svc = EmbeddingService(target, store, ledger, chain, config, head=head)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -631,6 +663,12 @@ def create_app(
             "response_formats": [NPY_MEDIA, "application/json"],
             "npy_dtypes": ["uint8", "float32"],
             "defenses": [getattr(d, "name", type(d).__name__) for d in svc.defenses],
+            "outputs": svc.outputs,
+            "output_dims": {
+                "h": int(enc.embedding_dim),
+                **({"z": int(svc.z_encoder.embedding_dim)} if svc.z_encoder is not None else {}),
+            },
+            "head_kind": svc.head[1] if svc.head is not None else None,
         }
 
     @app.get("/v1/usage")

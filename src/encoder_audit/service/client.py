@@ -7,6 +7,7 @@ local model makes them query a real server, with the same counters (``.images``,
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -52,6 +53,8 @@ class RemoteEncoder:
         timeout: seconds per HTTP request.
         max_retries: rate-limit retries per request before giving up.
         max_wait: longest single ``Retry-After`` sleep honoured (seconds).
+        output: ``"h"`` (served features) or ``"z"`` (the projection head's output, where the service
+            exposes it: ``outputs`` lists what it serves).
 
     Attributes:
         images: images the server charged to this client (exact).
@@ -70,6 +73,7 @@ class RemoteEncoder:
         timeout: float = 120.0,
         max_retries: int = 20,
         max_wait: float = 60.0,
+        output: str = "h",
     ) -> None:
         import httpx
 
@@ -77,7 +81,10 @@ class RemoteEncoder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if wire_dtype not in {"float32", "uint8"}:
             raise ValueError(f"wire_dtype must be float32 or uint8, got {wire_dtype!r}")
+        if output not in ("h", "z"):
+            raise ValueError(f"output must be h or z, got {output!r}")
         self.url = url.rstrip("/")
+        self.output = output
         self.wire_dtype = wire_dtype
         self.max_retries = max_retries
         self.max_wait = max_wait
@@ -95,7 +102,11 @@ class RemoteEncoder:
         info = self._get("/v1/info")
         self.info = info
         self.input_shape: tuple[int, int, int] = tuple(int(v) for v in info["input_shape"])  # type: ignore[assignment]
-        self.embedding_dim: int = int(info["embedding_dim"])
+        self.outputs: list[str] = list(info.get("outputs", ["h"]))
+        self.head_kind: str | None = info.get("head_kind")
+        if output not in self.outputs:
+            raise UserError(f"the service at {self.url} does not serve output {output!r} (it serves {self.outputs})")
+        self.embedding_dim: int = int(info.get("output_dims", {}).get(output, info["embedding_dim"]))
         self.batch_size = min(batch_size, int(info.get("max_batch", batch_size)))
         usage = self._get("/v1/usage")
         self.budget: int | None = usage.get("budget")
@@ -124,7 +135,10 @@ class RemoteEncoder:
         n = int(x.shape[0])
         for attempt in range(self.max_retries + 1):
             r = self._client.post(
-                "/v1/embeddings", content=payload, headers={"Content-Type": NPY_MEDIA, "Accept": NPY_MEDIA}
+                "/v1/embeddings",
+                content=payload,
+                headers={"Content-Type": NPY_MEDIA, "Accept": NPY_MEDIA},
+                params={"output": "z"} if self.output == "z" else None,
             )
             if r.status_code == 200:
                 out = torch.from_numpy(parse_npy(r.content).astype(np.float32, copy=False))
@@ -179,6 +193,24 @@ class RemoteEncoder:
         if not outs:
             return torch.empty(0, self.embedding_dim)
         return torch.cat(outs)
+
+    def with_output(self, output: str) -> RemoteEncoder:
+        """This client asking for another output (``"z"``: the head's), sharing the connection and account.
+
+        Its counters start at zero, so the caller sees the images each output cost; closing either
+        closes the shared connection.
+
+        Raises:
+            UserError: the service does not serve that output.
+        """
+        if output not in self.outputs:
+            raise UserError(f"the service at {self.url} does not serve output {output!r} (it serves {self.outputs})")
+        other = copy.copy(self)
+        other.output = output
+        other._lock = threading.Lock()
+        other.images = other.calls = other.requests = other.rate_limited = 0
+        other.embedding_dim = int(self.info.get("output_dims", {}).get(output, self.embedding_dim))
+        return other
 
     @property
     def remaining(self) -> int | None:

@@ -82,6 +82,7 @@ def serve_in_background(
     ledger: BaseLedger | str | Path | None = None,
     config: ServiceConfig | None = None,
     log_level: str = "warning",
+    head: tuple[Any, str] | None = None,
 ) -> Iterator[ServerHandle]:
     """Serve an encoder over real HTTP (uvicorn) until the ``with`` block ends.
 
@@ -98,6 +99,7 @@ def serve_in_background(
             SQLite file, deleted afterwards); pass the same location to a second server to continue
             the counts (restart) or to share them (replicas).
         config: limits.
+        head: a projection head ``(module, kind)`` to serve at ``?output=z`` (``serve --expose-head``).
 
     Yields:
         A :class:`ServerHandle` that unpacks as ``(url, api_key)``; ``api_key`` is the first account's key.
@@ -116,7 +118,7 @@ def serve_in_background(
             ledger_path = getattr(ledger, "path", None)
         else:
             ledger_path = None if is_postgres_url(ledger) else Path(ledger)
-        app = create_app(checkpoint_or_encoder, keys=store, ledger=ledger, defenses=defenses, config=config)
+        app = create_app(checkpoint_or_encoder, keys=store, ledger=ledger, defenses=defenses, config=config, head=head)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

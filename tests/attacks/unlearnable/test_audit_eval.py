@@ -63,3 +63,17 @@ def test_perceptibility_naive_reference():
     mse = d.flatten(1).pow(2).mean(1)
     assert p["psnr_db"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=0.01)
     assert ssim(a, a).min() == pytest.approx(1.0) and 0 < p["ssim_mean"] < 1
+
+
+def test_fine_labeling_splits_each_class_and_keeps_the_class(synthetic_train, synthetic_test):
+    (fine,) = make_labelings(synthetic_train, synthetic_test, ["fine"], config=TrainerConfig(fine_k=2))
+    n = int(synthetic_train.labels.max()) + 1
+    assert fine.num_classes == 2 * n
+    assert fine.train is not None
+    # the fine label determines the class (integer division), and every class is split in two
+    assert torch.equal(fine.train // 2, synthetic_train.labels)
+    assert torch.equal(fine.test // 2, synthetic_test.labels)
+    for c in range(n):
+        assert set((fine.train[synthetic_train.labels == c] % 2).tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="fine_k"):
+        TrainerConfig(fine_k=1)

@@ -45,7 +45,7 @@ from ...errors import CheckpointError
 from ...io import atomic_write, atomic_write_json
 from ...models.base import EncoderNet, create_encoder
 from ...models.heads import HEADS, create_head
-from ...runs import RunDir
+from ...runs import RunDir, derive_seed
 from ...train import TrainConfig, create_objective, fit
 from ...train.pretrain import method_config
 
@@ -327,8 +327,14 @@ def train_encoder(
     import time
 
     info = dataset.info
-    net = create_encoder(spec.arch, in_channels=info.channels, image_size=info.image_size, mean=info.mean, std=info.std)
-    objective = create_objective(spec.method, net, method_config(spec.method, spec.method_options()))
+    # The initialisation follows ``seed`` alone, whatever the process did before (the global RNG is
+    # restored afterwards), so a target or shadow is the same in any run.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        net = create_encoder(
+            spec.arch, in_channels=info.channels, image_size=info.image_size, mean=info.mean, std=info.std
+        )
+        objective = create_objective(spec.method, net, method_config(spec.method, spec.method_options()))
     wanted = set(int(e) for e in snapshots)
     if any(e < 1 or e > spec.epochs for e in wanted):
         raise ValueError(f"snapshot epochs must be in [1, {spec.epochs}], got {sorted(wanted)}")

@@ -32,7 +32,7 @@ LABELS = {
     "low": "Protection holds",
     "inconclusive": "Protection inconclusive",
 }
-_LAB_ORDER = ["true", "coarse", "pseudo", "ssl"]
+_LAB_ORDER = ["true", "coarse", "pseudo", "fine", "ssl"]
 MIN_ROOM = 0.10  # the clean trainer must beat chance by this much (true labels) for a drop to mean anything
 
 

@@ -3,6 +3,9 @@
 python benchmarks/poisoning_victim.py --seed 0 --out runs/poisoning-victim-s0
 python benchmarks/poisoning_badencoder.py --victim runs/poisoning-victim-s0/encoder.safetensors --seed 0 --out bad.json
 
+``--save DIR`` also writes the backdoored encoder there with the project's checkpoint writer (for
+detectors such as ``benchmarks/poisoning_decree.py``); the sidecar records the attack and its metrics.
+
 The shadow set and references come from the audit's shadow split of ``--split-seed`` (what the audit
 stage uses); the user's probe is trained on ``--max-train`` Fashion-MNIST training images and tested on
 ``--max-test`` test images, on L2-normalised features (the official protocol) and on raw features.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,6 +24,7 @@ from encoder_audit.attacks.poisoning.badencoder import BadEncoderConfig, run_bad
 from encoder_audit.audit.config import preset_config
 from encoder_audit.audit.plan import prepare_data
 from encoder_audit.models import load_encoder_net
+from encoder_audit.models.checkpoint import save_encoder
 
 
 def main() -> None:
@@ -39,6 +44,7 @@ def main() -> None:
     p.add_argument("--max-train", type=int, default=3000)
     p.add_argument("--max-test", type=int, default=1000)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--save", type=Path, default=None, help="also write the backdoored encoder to this folder")
     a = p.parse_args()
     torch.set_num_threads(1)
     net, _ = load_encoder_net(a.victim)
@@ -70,6 +76,14 @@ def main() -> None:
             indent=1,
         )
     )
+    if a.save is not None:
+        a.save.mkdir(parents=True, exist_ok=True)
+        save_encoder(
+            a.save / "encoder.safetensors",
+            run.backdoored,
+            training={"attack": "badencoder", "victim": str(a.victim), "seed": a.seed, "config": asdict(cfg)},
+            extra={"badencoder": {"metrics": run.metrics, "reference_rows": run.reference_rows}},
+        )
     print(json.dumps({**run.metrics, "steps": run.steps, "seconds": round(run.seconds, 1)}))
 
 

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 __all__ = ["ALTERNATIVES", "KNOWLEDGE_SETTINGS", "Knowledge", "Shadow", "ShadowConfig", "shadow_recipe", "train_shadow"]
 
 # What an inferrer who does not know the architecture / algorithm picks instead (the paper's pairs:
-# ResNet-18 <-> VGG-11, MoCo <-> SimCLR; cnn-small's CPU-sized alternative is vgg11).
+# ResNet-18 <-> VGG-11, MoCo <-> SimCLR; cnn-small's CPU-sized alternative is vgg11-small, the VGG-11
+# layout at 1/4 width).
 ALTERNATIVES: dict[str, dict[str, str]] = {
-    "arch": {"resnet18": "vgg11", "vgg11": "resnet18", "cnn-small": "vgg11"},
+    "arch": {"resnet18": "vgg11", "vgg11": "resnet18", "cnn-small": "vgg11-small", "vgg11-small": "cnn-small"},
     "method": {"moco": "simclr", "simclr": "moco"},
 }
 
@@ -63,7 +64,7 @@ def shadow_recipe(target: TargetRecipe, knowledge: Knowledge = Knowledge()) -> T
 
     The data axis is decided by which shadow data the caller passes (same dataset or another one).
     """
-    arch = target.arch if knowledge.arch else ALTERNATIVES["arch"].get(target.arch, "vgg11")
+    arch = target.arch if knowledge.arch else ALTERNATIVES["arch"].get(target.arch, "vgg11-small")
     method = target.method if knowledge.algorithm else ALTERNATIVES["method"][target.method]
     temperature = target.temperature if knowledge.algorithm else None
     return replace(target, arch=arch, method=method, temperature=temperature)

@@ -14,7 +14,7 @@ part. Per seed k:
 * with ``--knowledge``, EncoderMI-V/S/T on the ``overfit`` target with a shadow for each of the paper's 8
   knowledge settings (Liu et al., 2021, Sec. 5.1): pre-training data known (the next seed's Fashion-MNIST
   members) or not (32 members of scikit-learn ``digits``, another dataset), architecture known
-  (``cnn-small``) or not (VGG-11), algorithm known (SimCLR, T 0.2) or not (MoCo with its own defaults);
+  (``cnn-small``) or not (``vgg11-small``, the VGG-11 layout at CPU size), algorithm known (SimCLR, T 0.2) or not (MoCo with its own defaults);
   the shadow otherwise follows the target's recipe (32 members, 1,000 epochs, no head).
 
     OMP_NUM_THREADS=1 python benchmarks/membership_bench.py --dir runs/mi-bench --seeds 0 1 2 --heads

@@ -16,7 +16,8 @@ Setting (Fashion-MNIST, one seeded permutation of the 60,000 training images):
   the K with the highest AMI (:func:`encoder_audit.attacks.unlearnable.clustering.choose_k`); ``--k``
   crafts another K (``uc-kK``) for the K ablation;
 - **protected images**: 5,000 per seed, disjoint from the surrogate's and the held-out images
-  (seed 0: ``perm[:5000]``; seed s >= 1: ``perm[25000 + 5000 (s-1) : 25000 + 5000 s]``);
+  (seed 0: ``perm[:5000]``; seeds 1-3: ``perm[25000 + 5000 (s-1) : 25000 + 5000 s]``; seeds 4-6:
+  ``perm[45000 + 5000 (s-4) : 45000 + 5000 (s-3)]``);
 - **UC**: eps 16/255 L-inf, the chosen K, generators trained on cluster members (the paper's variant),
   20 epochs, batch 32, Adam 5e-3, ngf 16, 2 residual blocks, seed s; ``uc-oracle`` uses the classes as
   clusters; ``random`` is uniform noise at the same budget;
@@ -56,9 +57,14 @@ def _splits() -> tuple[Any, Any, torch.Tensor]:
 
 
 def _protected(full: Any, perm: torch.Tensor, seed: int) -> Any:
-    rows = perm[:5000] if seed == 0 else perm[25000 + 5000 * (seed - 1) : 25000 + 5000 * seed]
-    if seed > 3:
-        raise ValueError("seeds 0-3 only (disjoint from the surrogate's and the held-out images)")
+    if not 0 <= seed <= 6:
+        raise ValueError("seeds 0-6 only (disjoint from the surrogate's and the held-out images)")
+    if seed == 0:
+        rows = perm[:5000]
+    elif seed <= 3:
+        rows = perm[25000 + 5000 * (seed - 1) : 25000 + 5000 * seed]
+    else:  # after the held-out perm[40000:45000]
+        rows = perm[45000 + 5000 * (seed - 4) : 45000 + 5000 * (seed - 3)]
     return full.subset(rows.sort().values)
 
 

@@ -180,6 +180,7 @@ def step_train(
         chance_level,
         make_labelings,
         train_classifier,
+        train_ssl_probe,
     )
     from encoder_audit.data.base import ImageDataset
 
@@ -191,11 +192,16 @@ def step_train(
         images = torch.load(cache / f"{protection}-s{seed}.pt", weights_only=True)
         ds = ImageDataset(images, train.labels, train.info, train.split, train.indices)
     lab = make_labelings(train, test, (labeling,))[0]
-    assert lab.train is not None
-    cfg = TrainerConfig(epochs=epochs, batch_size=128, seed=seed)
-    if countermeasure == "none":
+    cfg = TrainerConfig(epochs=epochs, batch_size=128, seed=seed, ssl_epochs=epochs)
+    if labeling == "ssl":  # SimCLR on the protected images, then a linear probe with the true labels
+        if countermeasure != "none":
+            raise ValueError("countermeasures apply to the supervised trainer, not to --labeling ssl")
+        r = train_ssl_probe(ds, test, cfg).to_dict()
+    elif countermeasure == "none":
+        assert lab.train is not None
         r = train_classifier(ds, lab.train, test, lab.test, lab.num_classes, cfg).to_dict()
     else:
+        assert lab.train is not None
         cm = parse_countermeasure(countermeasure, channels=train.info.channels)
         r = train_with_countermeasure(ds, test, lab, cm, cfg)
     return {
@@ -221,8 +227,10 @@ def _mean_std(values: list[float]) -> str:
 
 
 def step_report(files: list[Path], cache: Path) -> str:
-    rows = [json.loads(f.read_text()) for f in files if f.is_file()]
-    labelings = [lab for lab in ("true", "coarse", "pseudo", "fine") if any(r["labeling"] == lab for r in rows)]
+    every = [json.loads(f.read_text()) for f in files if f.is_file()]
+    rows = [r for r in every if r.get("countermeasure", "none") == "none"]
+    cms = [r for r in every if r.get("countermeasure", "none") != "none"]
+    labelings = [lab for lab in ("true", "coarse", "pseudo", "fine", "ssl") if any(r["labeling"] == lab for r in rows)]
     known = ["clean", "random", "uc", "uc-oracle"]
     known += sorted({r["protection"] for r in rows} - set(known))
     protections = [p for p in known if any(r["protection"] == p for r in rows)]
@@ -261,7 +269,34 @@ def step_report(files: list[Path], cache: Path) -> str:
                 + ("–" if rec["craft_seconds"] is None else f"{rec['craft_seconds']:.0f}")
                 + " |"
             )
-    return "\n".join(lines + drops + crafted)
+    counter = []
+    if cms:
+        counter = [
+            "",
+            "| countermeasure | labeling | seeds | clean trainer | UC trainer | clean - UC, points | clean cost, points"
+            " |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for cm in sorted({r["countermeasure"] for r in cms}):
+            for lab in labelings:
+                seeds = sorted({r["seed"] for r in cms if r["countermeasure"] == cm and r["labeling"] == lab})
+                pick = {
+                    (r["protection"], r["seed"]): r["final"]
+                    for r in cms
+                    if r["countermeasure"] == cm and r["labeling"] == lab
+                }
+                base = {(r["seed"]): r["final"] for r in rows if r["protection"] == "clean" and r["labeling"] == lab}
+                both = [sd for sd in seeds if ("clean", sd) in pick and ("uc-k10", sd) in pick]
+                if not both:
+                    continue
+                c = [pick[("clean", sd)] for sd in both]
+                u = [pick[("uc-k10", sd)] for sd in both]
+                cost = [base[sd] - pick[("clean", sd)] for sd in both if sd in base]
+                counter.append(
+                    f"| {cm} | {lab} | {len(both)} | {_mean_std(c)} | {_mean_std(u)} | "
+                    f"{_mean_std([a - b for a, b in zip(c, u)])} | {_mean_std(cost) if cost else '–'} |"
+                )
+    return "\n".join(lines + drops + crafted + counter)
 
 
 def main() -> None:
@@ -271,7 +306,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protection", default="uc", help="clean, uc, uc-oracle, random or uc-kK (a K ablation)")
     ap.add_argument("--k", type=int, default=None, help="craft: K instead of the rule's (saved as uc-kK)")
-    ap.add_argument("--labeling", choices=["true", "coarse", "pseudo", "fine"], default="true")
+    ap.add_argument("--labeling", choices=["true", "coarse", "pseudo", "fine", "ssl"], default="true")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument(
         "--countermeasure", default="none", help="train: the trainer's countermeasure (jpeg:quality=10, mixup, ...)"

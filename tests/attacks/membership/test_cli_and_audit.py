@@ -125,8 +125,9 @@ def test_cli_make_target_attack_and_audit(tmp_path, capsys) -> None:
     assert result["views"] == "simclr" and "sidecar" in result["views_source"]
     victim_rows = [r for r in result["rows"] if r["target"] == "victim"]
     assert {(r["attack"], r["output"]) for r in victim_rows} >= {("encodermi-t", "h"), ("encodermi-t", "z")}
-    # h: (32 members + 30 non-members + 10 null-split) x 3 views x 2 draws; two-view reuses those views
-    assert result["query_images"] == (32 + 30 + 10) * 3 * 2
+    # h: (32 members + 30 non-members + 10 null-split) x 3 views x 2 draws; two-view reuses those views;
+    # z (the saved head's output): members and non-members, the same views
+    assert result["query_images"] == (32 + 30 + 10) * 3 * 2 + (32 + 30) * 3 * 2
     assert section["verdict"]["level"] in ("high", "medium", "low", "inconclusive")
     assert (run / "env.json").is_file() and (run / "membership_roc_victim_h.png").stat().st_size > 1000
 

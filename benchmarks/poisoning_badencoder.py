@@ -37,7 +37,7 @@ def main() -> None:
     p.add_argument("--optimizer", default="adam")
     p.add_argument("--references", type=int, default=1)
     p.add_argument("--reference-crop", action="store_true", help="also crop the reference views (not official)")
-    p.add_argument("--reference-choice", choices=["typical", "random"], default="typical")
+    p.add_argument("--reference-choice", choices=["separable", "typical", "random"], default="separable")
     p.add_argument("--target-label", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="audit seed whose shadow split is used")

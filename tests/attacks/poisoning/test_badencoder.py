@@ -144,3 +144,23 @@ def test_typical_references_are_of_the_target_class_and_nearest_its_mean() -> No
     assert reference_images(data, 1, 2, seed=0, encoder=net, pool=100)[1] == rows
     with pytest.raises(ValueError):
         BadEncoderConfig(reference_choice="prettiest")
+
+
+def test_separable_references_maximise_the_margin_to_the_nearest_other_class() -> None:
+    data = create_dataset("synthetic", "train", n=120, size=16, classes=3)
+    net = create_encoder("cnn-small", 1, 16, width=8).eval()
+    refs, rows = reference_images(data, 1, 2, seed=0, encoder=net, pool=100, choice="separable")
+    assert refs.shape == (2, 1, 16, 16) and all(int(data.labels[r]) == 1 for r in rows)
+    # naive reference: every class has < 100 images, so the pools are whole classes
+    with torch.no_grad():
+        z = F.normalize(net(data.float_images(torch.arange(120))), dim=1)
+    means = {c: F.normalize(z[data.labels == c].mean(0), dim=0) for c in range(3)}
+    margin = {}
+    for i in range(120):
+        if int(data.labels[i]) == 1:
+            margin[i] = float(z[i] @ means[1]) - max(float(z[i] @ means[c]) for c in (0, 2))
+    top = sorted(margin, key=margin.get, reverse=True)[:2]
+    assert sorted(rows) == sorted(top)
+    assert BadEncoderConfig().reference_choice == "separable"
+    with pytest.raises(ValueError):
+        reference_images(data, 1, 2, seed=0, encoder=net, pool=100, choice="prettiest")

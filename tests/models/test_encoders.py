@@ -9,7 +9,11 @@ from encoder_audit.models import ENCODERS, EncoderNet, ProjectionHead, create_en
 from encoder_audit.registry import UnknownNameError
 
 DIMS = {"cnn-small": 128, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "vgg11": 512, "vgg11-small": 128}
-FAST = {("cnn-small", c, s) for c in (1, 3) for s in (28, 32)} | {("resnet18", 1, 28), ("vgg11", 3, 32), ("vgg11-small", 1, 28)}
+FAST = {("cnn-small", c, s) for c in (1, 3) for s in (28, 32)} | {
+    ("resnet18", 1, 28),
+    ("vgg11", 3, 32),
+    ("vgg11-small", 1, 28),
+}
 CASES = [
     pytest.param(name, c, s, marks=() if (name, c, s) in FAST else pytest.mark.slow, id=f"{name}-{c}ch-{s}px")
     for name in sorted(DIMS)

@@ -421,15 +421,16 @@ def audit_membership(
     shadow, _ = train_shadow(pools.shadow, sconf, seed=seed, progress=progress, device=device)
     shadow_seconds = time.perf_counter() - t0
     fitted = {"h": fit_attacks(shadow, names, features=features, attack_params=config.attack_params, seed=seed)}
-    remote_z = remote_head_output(victim) if head is None and config.outputs == "auto" else None
-    if remote_z is not None:
-        head, head_source = (None, remote_z[1]), "served by the victim's service (?output=z)"
+    z_victim: Encoder | None = None
+    if config.outputs == "auto":
+        remote = remote_head_output(victim) if head is None else None
+        if remote is not None:
+            z_victim, head, head_source = remote[0], (None, remote[1]), "served by the victim's service (?output=z)"
+        elif head is not None:
+            z_victim = _victim_head(victim, head[0])
     if head is not None and head[1] == "none":  # trained without a head: z is h, nothing more to attack
         notes.append("the victim was trained without a projection head: its served features h are what the loss saw")
-        head, remote_z = None, None
-    z_victim = _victim_head(victim, head[0] if head else None) if config.outputs == "auto" else None
-    if remote_z is not None:
-        z_victim = remote_z[0]
+        head, z_victim = None, None
     if z_victim is not None:
         z_shadow: Shadow = shadow.head_output()
         fitted["z"] = (

@@ -34,14 +34,14 @@ def vgg11_small(in_channels: int, image_size: int) -> tuple[nn.Module, int]:
 def _vgg(in_channels: int, image_size: int, scale: float) -> tuple[nn.Module, int]:
     layers: list[nn.Module] = []
     c, size = in_channels, image_size
-    for v in (x if x == "M" else max(1, int(x * scale)) for x in _CFG):
-        if v == "M":
+    for v in _CFG:
+        if isinstance(v, str):  # "M": max-pool while the map is at least 2x2
             if size >= 2:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
             continue
-        assert isinstance(v, int)
-        layers += [nn.Conv2d(c, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-        c = v
+        width = max(1, int(v * scale))
+        layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        c = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers), c

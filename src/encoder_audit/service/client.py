@@ -104,9 +104,7 @@ class RemoteEncoder:
         self.input_shape: tuple[int, int, int] = tuple(int(v) for v in info["input_shape"])  # type: ignore[assignment]
         self.outputs: list[str] = list(info.get("outputs", ["h"]))
         self.head_kind: str | None = info.get("head_kind")
-        if output not in self.outputs:
-            raise UserError(f"the service at {self.url} does not serve output {output!r} (it serves {self.outputs})")
-        self.embedding_dim: int = int(info.get("output_dims", {}).get(output, info["embedding_dim"]))
+        self.embedding_dim: int = self._output_dim(output)
         self.batch_size = min(batch_size, int(info.get("max_batch", batch_size)))
         usage = self._get("/v1/usage")
         self.budget: int | None = usage.get("budget")
@@ -203,14 +201,18 @@ class RemoteEncoder:
         Raises:
             UserError: the service does not serve that output.
         """
-        if output not in self.outputs:
-            raise UserError(f"the service at {self.url} does not serve output {output!r} (it serves {self.outputs})")
+        dim = self._output_dim(output)
         other = copy.copy(self)
-        other.output = output
+        other.output, other.embedding_dim = output, dim
         other._lock = threading.Lock()
         other.images = other.calls = other.requests = other.rate_limited = 0
-        other.embedding_dim = int(self.info.get("output_dims", {}).get(output, self.embedding_dim))
         return other
+
+    def _output_dim(self, output: str) -> int:
+        """The dimension of ``output`` as ``/v1/info`` states it (``UserError`` if it is not served)."""
+        if output not in self.outputs:
+            raise UserError(f"the service at {self.url} does not serve output {output!r} (it serves {self.outputs})")
+        return int(self.info.get("output_dims", {}).get(output, self.info["embedding_dim"]))
 
     @property
     def remaining(self) -> int | None:

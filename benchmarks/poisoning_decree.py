@@ -27,11 +27,11 @@ victim-s0 0.065-0.073, backdoored 0.065-0.079, although the planted 9x9 trigger 
 backdoored encoders (pairwise cosine 0.993-0.995 vs 0.77 on the clean ones). The clean cnn-small has
 triggers of its own that are smaller than the planted one: scattered single white pixels on the
 stride-2 grid of its stem (Fashion-MNIST backgrounds are black), which saturate a few channels of its
-non-negative pooled features. The same holds with a 0.995 success level (clean 0.086-0.087, backdoored
-0.094-0.107), a 2x2-pixel mask (``--mask-cells 14``: clean 0.118-0.146, backdoored 0.113-0.159), 200
-images, or 1000 steps without early stop. The inverted masks of backdoored encoders do lie more on the
-planted square (``trigger_mass`` 0.17-0.27 vs 0.09-0.16), a signal a defender cannot read without
-knowing where the trigger is.
+non-negative pooled features. The same holds with a 0.995 success level (``--success-similarity 0.995``:
+clean 0.086-0.119 with the reference, backdoored 0.094-0.107) and a 2x2-pixel mask (``--mask-cells 14``:
+clean 0.118-0.172, backdoored 0.113-0.159); rows in docs/benchmarks/data/poisoning/. The inverted
+masks of backdoored encoders do lie more on the planted square (``trigger_mass`` 0.17-0.27 vs
+0.09-0.16), a signal a defender cannot read without knowing where the trigger is.
 """
 
 from __future__ import annotations
